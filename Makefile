@@ -1,0 +1,44 @@
+# The two quick-start commands: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 5000
+export FLASK_APP := wsgi
+
+.PHONY: run test venv migrate web worker clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+migrate: venv
+	$(BIN)/flask db upgrade
+
+## run: the web panel and an import worker on the embedded defaults (SQLite, local Redis)
+run: migrate
+	@echo "rolsync: web panel on http://$(HOST):$(PORT)/ and an import worker; Ctrl-C stops both"
+	@trap 'kill 0' INT TERM EXIT; \
+	  $(BIN)/python worker.py & \
+	  $(BIN)/flask run --host $(HOST) --port $(PORT) & \
+	  wait
+
+web: migrate
+	$(BIN)/flask run --host $(HOST) --port $(PORT)
+
+worker: migrate
+	$(BIN)/python worker.py
+
+## test: the whole suite against real Dovecot, Redis, SQLite and PostgreSQL
+test: venv
+	./scripts/system-deps.sh
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,38 @@
+"""rolsync: e-mail synchronisation for a recruitment CRM."""
+from __future__ import annotations
+
+import os
+
+from flask import Flask
+
+from rolsync.config import load_config
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the app: settings from the environment, overridden by `test_config`."""
+    app = Flask(__name__, instance_path=os.environ.get("ROLSYNC_INSTANCE_PATH") or None,
+                instance_relative_config=True)
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.from_mapping(load_config(app.instance_path))
+    if test_config:
+        app.config.from_mapping(test_config)
+
+    from rolsync.extensions import csrf, db, login_manager, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"))
+    csrf.init_app(app)
+    login_manager.init_app(app)
+
+    from rolsync import services
+
+    services.init_app(app)
+
+    from rolsync.cli import register_commands
+
+    register_commands(app)
+
+    from rolsync.web import register_blueprints
+
+    register_blueprints(app)
+    return app

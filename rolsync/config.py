@@ -1,0 +1,81 @@
+"""Settings from the environment, with embedded defaults for a single machine."""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or wrong; the message says which and how to fix it."""
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a whole number, got {value!r}") from exc
+
+
+def read_or_create_secret(path: Path, make) -> str:
+    """Return the secret kept in `path`, creating it (mode 0600) on first use.
+
+    Several processes may start at once; O_EXCL makes exactly one of them the
+    writer and the others read what it wrote.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        value = make()
+        fh.write(value + "\n")
+    return value
+
+
+def load_config(instance_path: str) -> dict:
+    """Build the Flask config mapping from the environment.
+
+    Production (`ROLSYNC_ENV=production`) refuses to start without the secrets
+    in the environment; elsewhere they are generated once into the instance
+    folder so a fresh checkout runs with no setup.
+    """
+    instance = Path(instance_path)
+    production = os.environ.get("ROLSYNC_ENV", "development") == "production"
+
+    secret_key = os.environ.get("SECRET_KEY")
+    encryption_keys = os.environ.get("ROLSYNC_ENCRYPTION_KEYS")
+    if production and not secret_key:
+        raise ConfigError("SECRET_KEY is not set; production needs a long random value in the environment")
+    if production and not encryption_keys:
+        raise ConfigError(
+            "ROLSYNC_ENCRYPTION_KEYS is not set; production needs one or more Fernet keys "
+            "(comma-separated, newest first) in the environment"
+        )
+
+    database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{instance / 'rolsync.db'}"
+    # SQLAlchemy wants an explicit driver for psycopg 3.
+    if database_url.startswith("postgresql://") or database_url.startswith("postgres://"):
+        database_url = "postgresql+psycopg://" + database_url.split("://", 1)[1]
+
+    return {
+        "ENV_PRODUCTION": production,
+        "SECRET_KEY": secret_key
+        or read_or_create_secret(instance / "secret_key", lambda: secrets.token_urlsafe(48)),
+        "ROLSYNC_ENCRYPTION_KEYS": encryption_keys,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        "RQ_QUEUE": os.environ.get("ROLSYNC_QUEUE", "rolsync"),
+        "DOCUMENT_ROOT": os.environ.get("ROLSYNC_DOCUMENT_ROOT") or str(instance / "documents"),
+        # How much one import run may do before it hands over to the next run.
+        "IMPORT_RUN_MESSAGES": _int("ROLSYNC_IMPORT_RUN_MESSAGES", 500),
+        "IMPORT_FETCH_BATCH": _int("ROLSYNC_IMPORT_FETCH_BATCH", 50),
+        "IMAP_TIMEOUT": _int("ROLSYNC_IMAP_TIMEOUT", 30),
+        "IMPORT_JOB_TIMEOUT": _int("ROLSYNC_IMPORT_JOB_TIMEOUT", 1800),
+        "POLL_INTERVAL_MINUTES": _int("ROLSYNC_POLL_INTERVAL_MINUTES", 5),
+    }

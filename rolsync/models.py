@@ -1,0 +1,368 @@
+"""The CRM records, the mailbox settings and what the import has done."""
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+
+from flask_login import UserMixin
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from rolsync.extensions import db
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Role(str, enum.Enum):
+    ADMIN = "admin"
+    USER = "user"
+
+
+class RecordKind(str, enum.Enum):
+    CONTACT = "contact"
+    CANDIDATE = "candidate"
+
+
+class Direction(str, enum.Enum):
+    RECEIVED = "received"
+    SENT = "sent"
+
+
+class Outcome(str, enum.Enum):
+    """What the import did with one message, as the import history shows it."""
+
+    IMPORTED = "imported"
+    SKIPPED = "skipped"
+    WARNED = "warned"
+    FAILED = "failed"
+
+
+class WarningKind(str, enum.Enum):
+    DUPLICATE_ADDRESS = "duplicate_address"
+    NO_MATCH = "no_match"
+    UNREADABLE_MESSAGE = "unreadable_message"
+    IMPORT_FAILED = "import_failed"
+    NO_SENT_FOLDER = "no_sent_folder"
+    AUTH_FAILED = "auth_failed"
+
+
+class WarningStatus(str, enum.Enum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+    DISMISSED = "dismissed"
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), default=Role.USER.value)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    mail_account: Mapped["MailAccount | None"] = relationship(back_populates="user", uselist=False)
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN.value
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login refuses inactive users
+        return self.active
+
+
+class MailAccount(db.Model):
+    """One user's IMAP mailbox settings; the password is only ever stored encrypted."""
+
+    __tablename__ = "mail_accounts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), unique=True)
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer, default=993)
+    security: Mapped[str] = mapped_column(String(16), default="ssl")
+    username: Mapped[str] = mapped_column(String(320))
+    password_encrypted: Mapped[str] = mapped_column(Text)
+    ca_pem: Mapped[str | None] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    user: Mapped[User] = relationship(back_populates="mail_account")
+    folders: Mapped[list["FolderState"]] = relationship(back_populates="account", cascade="all, delete-orphan")
+
+    @property
+    def account_email(self) -> str:
+        """The mailbox's own address: the login when it is one, else the user's."""
+        return self.username if "@" in self.username else self.user.email
+
+
+class FolderState(db.Model):
+    """How far the import has read one folder of one mailbox."""
+
+    __tablename__ = "folder_states"
+    __table_args__ = (UniqueConstraint("account_id", "role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("mail_accounts.id"))
+    role: Mapped[str] = mapped_column(String(16))  # "inbox" or "sent"
+    name: Mapped[str] = mapped_column(String(512))
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    # Every UID up to last_uid has been committed (imported, skipped or warned).
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    uidnext: Mapped[int | None] = mapped_column(BigInteger)
+    # The first run's cap: nothing older than this is ever pulled in later.
+    floor_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    floor_date: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    account: Mapped[MailAccount] = relationship(back_populates="folders")
+
+
+company_relations = Table(
+    "company_relations",
+    db.Model.metadata,
+    Column("company_id", ForeignKey("companies.id"), primary_key=True),
+    Column("related_id", ForeignKey("companies.id"), primary_key=True),
+)
+
+
+class Company(db.Model):
+    __tablename__ = "companies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(300), unique=True)
+
+    related: Mapped[list["Company"]] = relationship(
+        secondary=company_relations,
+        primaryjoin=id == company_relations.c.company_id,
+        secondaryjoin=id == company_relations.c.related_id,
+    )
+
+    def relate(self, other: "Company") -> None:
+        """Related companies are a symmetric link, as the seed describes it."""
+        if other is self:
+            return
+        if other not in self.related:
+            self.related.append(other)
+        if self not in other.related:
+            other.related.append(self)
+
+
+class Contact(db.Model):
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    company: Mapped[Company | None] = relationship()
+    emails: Mapped[list["EmailAddress"]] = relationship(back_populates="contact", cascade="all, delete-orphan")
+
+    kind = RecordKind.CONTACT
+
+
+class Candidate(db.Model):
+    __tablename__ = "candidates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    emails: Mapped[list["EmailAddress"]] = relationship(back_populates="candidate", cascade="all, delete-orphan")
+
+    kind = RecordKind.CANDIDATE
+
+
+class EmailAddress(db.Model):
+    """One address of a contact or a candidate, stored normalised for lookups."""
+
+    __tablename__ = "email_addresses"
+    __table_args__ = (
+        CheckConstraint("(contact_id IS NULL) <> (candidate_id IS NULL)", name="one_owner"),
+        UniqueConstraint("address", "contact_id"),
+        UniqueConstraint("address", "candidate_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    address: Mapped[str] = mapped_column(String(320), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
+    candidate_id: Mapped[int | None] = mapped_column(ForeignKey("candidates.id"), index=True)
+
+    contact: Mapped[Contact | None] = relationship(back_populates="emails")
+    candidate: Mapped[Candidate | None] = relationship(back_populates="emails")
+
+
+class StoredFile(db.Model):
+    """An attachment's bytes, kept once by SHA-256 in the document store."""
+
+    __tablename__ = "stored_files"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Note(db.Model):
+    """A message on a contact's or candidate's record."""
+
+    __tablename__ = "notes"
+    __table_args__ = (
+        CheckConstraint("(contact_id IS NULL) <> (candidate_id IS NULL)", name="one_record"),
+        # A record never holds two notes of one message.
+        UniqueConstraint("contact_id", "message_key"),
+        UniqueConstraint("candidate_id", "message_key"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
+    candidate_id: Mapped[int | None] = mapped_column(ForeignKey("candidates.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    # Message-ID, else a hash of the message: the same for every consultant.
+    message_key: Mapped[str] = mapped_column(String(500))
+    message_id: Mapped[str | None] = mapped_column(String(998))
+    folder: Mapped[str] = mapped_column(String(512))
+    direction: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(Text, default="")
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    from_addr: Mapped[str] = mapped_column(Text, default="")
+    to_addrs: Mapped[str] = mapped_column(Text, default="")
+    cc_addrs: Mapped[str] = mapped_column(Text, default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    contact: Mapped[Contact | None] = relationship()
+    candidate: Mapped[Candidate | None] = relationship()
+    user: Mapped[User] = relationship()
+    documents: Mapped[list["Document"]] = relationship(back_populates="note", cascade="all, delete-orphan")
+
+    @property
+    def record(self) -> Contact | Candidate:
+        return self.contact or self.candidate
+
+
+class Document(db.Model):
+    """An attachment of a note, pointing at its stored bytes."""
+
+    __tablename__ = "documents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    note_id: Mapped[int] = mapped_column(ForeignKey("notes.id"), index=True)
+    sha256: Mapped[str] = mapped_column(ForeignKey("stored_files.sha256"))
+    filename: Mapped[str] = mapped_column(String(500))
+    content_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+
+    note: Mapped[Note] = relationship(back_populates="documents")
+
+
+class ImportedMessage(db.Model):
+    """The ledger: every message the import has decided on, once per user."""
+
+    __tablename__ = "imported_messages"
+    __table_args__ = (UniqueConstraint("user_id", "dedupe_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    dedupe_key: Mapped[str] = mapped_column(String(500))
+    message_key: Mapped[str] = mapped_column(String(500))
+    message_id: Mapped[str | None] = mapped_column(String(998))
+    folder: Mapped[str] = mapped_column(String(512))
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    uid: Mapped[int | None] = mapped_column(BigInteger)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    from_addr: Mapped[str] = mapped_column(Text, default="")
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    # Which rule and rule-set version decided, so the history can say why.
+    rule: Mapped[str | None] = mapped_column(String(128))
+    ruleset_version: Mapped[int | None] = mapped_column(Integer)
+    notes_created: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ImportWarning(db.Model):
+    """Something the user has to sort out, e.g. an address shared by two records."""
+
+    __tablename__ = "import_warnings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default=WarningStatus.OPEN.value, index=True)
+    message_key: Mapped[str | None] = mapped_column(String(500))
+    message_id: Mapped[str | None] = mapped_column(String(998))
+    folder: Mapped[str | None] = mapped_column(String(512))
+    subject: Mapped[str] = mapped_column(Text, default="")
+    from_addr: Mapped[str] = mapped_column(Text, default="")
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    address: Mapped[str | None] = mapped_column(String(320))
+    # [{"kind": "contact", "id": 3, "name": "...", "email": "..."}]
+    records: Mapped[list] = mapped_column(JSON, default=list)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    snippet: Mapped[str] = mapped_column(Text, default="")
+    # The raw message in the document store, so resolving it needs no IMAP.
+    raw_sha256: Mapped[str | None] = mapped_column(ForeignKey("stored_files.sha256"))
+    rule: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    user: Mapped[User] = relationship()
+
+
+class ImportRun(db.Model):
+    """One import run of one mailbox, for the history and the panel."""
+
+    __tablename__ = "import_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("mail_accounts.id"), index=True)
+    job_id: Mapped[str | None] = mapped_column(String(128))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    counts: Mapped[dict] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class RuleSetVersion(db.Model):
+    """A saved version of the import rules; exactly one is active."""
+
+    __tablename__ = "ruleset_versions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, unique=True)
+    definition: Mapped[dict] = mapped_column(JSON)
+    active: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    author: Mapped[str] = mapped_column(String(320), default="")
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,231 @@
+"""Compiles a rule set into a durable_rules ruleset and asks it for decisions.
+
+How rules combine
+-----------------
+The import posts one plain-JSON event per question:
+
+* one ``address`` event per counterpart address of a message: import it onto
+  which kind of record, skip it (and why), or warn;
+* one ``attachment`` event per attachment of a message that is imported:
+  keep it as a document or drop it (and why).
+
+Every rule of the set becomes one durable_rules rule with a priority (`pri`,
+lower runs first). An event is consumed by the first rule that matches it, so
+for each event **the matching rule with the best priority decides, and only
+that one**. The order is the seed's order of reasoning:
+
+    address:    own domain (10)  >  one contact (20)  >  several contacts (21)
+                >  one candidate (30)  >  several candidates (31)
+                >  no match (1000, the fallback)
+    attachment: image rules (10-12)  >  too large (20)  >  blocked type (30)
+                >  keep (1000, the fallback)
+
+Contacts come before candidates because a contact with the address decides
+even when candidates share it too. Every stage ends in a fallback rule that
+matches anything, so no event goes unhandled (durable_rules raises on those).
+
+durable_rules keeps global state in C and its host starts timer threads that
+do not survive a fork. So the host is created lazily in the process that
+evaluates (for RQ, the work horse), a ruleset is registered once per process
+under a name derived from its content hash (a name cannot be registered twice),
+and every call goes through one lock.
+"""
+from __future__ import annotations
+
+import enum
+import os
+import threading
+import uuid
+from dataclasses import dataclass
+
+from durable import engine as durable_engine
+
+from rolsync.rules.definition import fingerprint, validate
+from rolsync.rules.domains import address_domain, in_domains, own_domains
+
+FALLBACK_PRIORITY = 1000
+
+
+class AddressAction(str, enum.Enum):
+    IMPORT = "import"
+    SKIP = "skip"
+    WARN = "warn"
+
+
+class Attach(str, enum.Enum):
+    """Which of the matching records get the note."""
+
+    ONE = "one"
+    ALL = "all"
+    LATEST = "latest"
+
+
+@dataclass(frozen=True)
+class AddressDecision:
+    action: AddressAction
+    reason: str  # matched, own_domain, duplicate_address, no_match
+    rule: str
+    kind: str | None = None  # contact or candidate: the kind that decided
+    attach: Attach = Attach.ONE
+
+
+@dataclass(frozen=True)
+class AttachmentDecision:
+    keep: bool
+    reason: str  # kept, image, small_image, too_large, blocked_type
+    rule: str
+
+
+def _when(stage: str, *conditions: dict) -> dict:
+    """A durable_rules condition: the event's stage and every extra test."""
+    return {"m": {"$and": [{"stage": stage}, *conditions]}}
+
+
+def _rules_for(definition: dict) -> dict[str, tuple[int, dict, dict]]:
+    """rule name -> (priority, condition, decision) for one validated rule set."""
+    rules: dict[str, tuple[int, dict, dict]] = {}
+
+    if definition["own_domain"]["enabled"]:
+        rules["own_domain"] = (10, _when("address", {"own_domain": True}),
+                               {"action": "skip", "reason": "own_domain"})
+    duplicate = definition["duplicate_address"]["action"]
+    for pri, kind in ((20, "contact"), (30, "candidate")):
+        field = f"{kind}s"
+        rules[f"one_{kind}"] = (pri, _when("address", {field: 1}),
+                                {"action": "import", "reason": "matched", "kind": kind, "attach": "one"})
+        if duplicate == "warn":
+            outcome = {"action": "warn", "reason": "duplicate_address", "kind": kind}
+        else:
+            outcome = {"action": "import", "reason": "duplicate_address", "kind": kind,
+                       "attach": "all" if duplicate == "attach_all" else "latest"}
+        rules[f"duplicate_{kind}"] = (pri + 1, _when("address", {"$gt": {field: 1}}), outcome)
+    rules["no_match"] = (FALLBACK_PRIORITY, {"m": {"stage": "address"}},
+                         {"action": definition["no_match"]["action"], "reason": "no_match"})
+
+    images = definition["images"]
+    if images["mode"] == "exclude_all":
+        rules["exclude_images"] = (10, _when("attachment", {"is_image": True}),
+                                   {"keep": False, "reason": "image"})
+    elif images["mode"] == "exclude_inline":
+        rules["exclude_inline_images"] = (10, _when("attachment", {"is_image": True}, {"inline": True}),
+                                          {"keep": False, "reason": "image"})
+    if images["min_size"] > 0:
+        rules["small_images"] = (12, _when("attachment", {"is_image": True}, {"$lt": {"size": images["min_size"]}}),
+                                 {"keep": False, "reason": "small_image"})
+    attachments = definition["attachments"]
+    if attachments["max_size"] > 0:
+        rules["attachment_size"] = (20, _when("attachment", {"$gt": {"size": attachments["max_size"]}}),
+                                    {"keep": False, "reason": "too_large"})
+    if attachments["blocked_extensions"]:
+        any_of = {"$or": [{"extension": ext} for ext in attachments["blocked_extensions"]]}
+        rules["blocked_types"] = (30, _when("attachment", any_of), {"keep": False, "reason": "blocked_type"})
+    rules["keep_attachment"] = (FALLBACK_PRIORITY, {"m": {"stage": "attachment"}},
+                                {"keep": True, "reason": "kept"})
+    return rules
+
+
+class _Host:
+    """The per-process durable_rules host, rebuilt after a fork."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._host: durable_engine.Host | None = None
+        self._registered: set[str] = set()
+
+    def post(self, ruleset_name: str, build, event: dict) -> dict:
+        with self._lock:
+            if self._pid != os.getpid():
+                self._host = durable_engine.Host()
+                self._pid = os.getpid()
+                self._registered = set()
+            if ruleset_name not in self._registered:
+                self._host.register_rulesets({ruleset_name: build()})
+                self._registered.add(ruleset_name)
+            sid = uuid.uuid4().hex
+            try:
+                state = self._host.post(ruleset_name, {**event, "sid": sid})
+            finally:
+                self._host.delete_state(ruleset_name, sid)
+        if "exception" in state:
+            raise RuntimeError(f"rule action failed: {state['exception']}")
+        return state["decision"]
+
+
+_HOST = _Host()
+
+
+class CompiledRules:
+    """One rule set, ready to answer the import's questions.
+
+    Cheap to create; the durable_rules ruleset is compiled on first use in the
+    evaluating process and shared by every CompiledRules of the same content.
+    """
+
+    def __init__(self, definition: dict, version: int | None = None):
+        self.definition = validate(definition)
+        self.version = version
+        self.name = f"rolsync_{fingerprint(self.definition)}"
+
+    def _build(self) -> dict:
+        ruleset = {}
+        for rule_name, (priority, condition, decision) in _rules_for(self.definition).items():
+            ruleset[rule_name] = {"pri": priority, "all": [condition], "run": _recorder(rule_name, decision)}
+        return ruleset
+
+    def _ask(self, event: dict) -> dict:
+        return _HOST.post(self.name, self._build, event)
+
+    # -- the questions -----------------------------------------------------
+
+    def own_domains(self, imap_host: str, account_email: str) -> frozenset[str]:
+        return own_domains(self.definition["own_domain"], imap_host, account_email)
+
+    def first_run_limit(self, folder_role: str) -> int:
+        return self.definition["first_run"][folder_role]
+
+    def decide_address(self, address: str, *, own: frozenset[str], contacts: int, candidates: int,
+                       direction: str, header: str) -> AddressDecision:
+        decision = self._ask({
+            "stage": "address",
+            "address": address,
+            "domain": address_domain(address),
+            "own_domain": in_domains(address, own),
+            "contacts": contacts,
+            "candidates": candidates,
+            "direction": direction,
+            "header": header,
+        })
+        return AddressDecision(
+            action=AddressAction(decision["action"]),
+            reason=decision["reason"],
+            rule=decision["rule"],
+            kind=decision.get("kind"),
+            attach=Attach(decision.get("attach", "one")),
+        )
+
+    def decide_attachment(self, *, filename: str, content_type: str, size: int, is_image: bool,
+                          inline: bool) -> AttachmentDecision:
+        extension = ""
+        if "." in filename:
+            extension = "." + filename.rsplit(".", 1)[1].lower()
+        decision = self._ask({
+            "stage": "attachment",
+            "filename": filename,
+            "extension": extension,
+            "content_type": content_type,
+            "size": size,
+            "is_image": is_image,
+            "inline": inline,
+        })
+        return AttachmentDecision(keep=decision["keep"], reason=decision["reason"], rule=decision["rule"])
+
+
+def _recorder(rule_name: str, decision: dict):
+    """The durable_rules action of a rule: record its decision in the session state."""
+    outcome = {**decision, "rule": rule_name}
+
+    def action(c):
+        c.s.decision = outcome
+
+    return action
