@@ -1,0 +1,251 @@
+"""The `flask` commands of CONTRACT §2: thin wrappers over the domain code."""
+from __future__ import annotations
+
+import csv
+import json
+import sys
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from rolsync import accounts, crm, jobs, services
+from rolsync.extensions import db
+from rolsync.importer import import_account
+from rolsync.mail.errors import MailError
+from rolsync.mail.imap import test_connection
+from rolsync.models import Candidate, Contact, ImportWarning, Note, Role, User
+from rolsync.rules import RuleSetInvalid
+from rolsync.rules.store import active_rules, save_version
+
+users_cli = AppGroup("users", help="Manage the people who sign in.")
+crm_cli = AppGroup("crm", help="Load contacts and candidates.")
+mail_cli = AppGroup("mail", help="Mailbox settings, connection tests and imports.")
+rules_cli = AppGroup("rules", help="The import rules as JSON.")
+notes_cli = AppGroup("notes", help="The notes the import made.")
+warnings_cli = AppGroup("warnings", help="The warning queue.")
+
+
+def _read_secret_from_stdin(what: str) -> str:
+    value = sys.stdin.readline().rstrip("\r\n")
+    if not value:
+        raise click.ClickException(f"no {what} on standard input")
+    return value
+
+
+def _user(email: str) -> User:
+    user = db.session.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        raise click.ClickException(f"no user with the e-mail {email}; add one with `flask users create`")
+    return user
+
+
+def _account(email: str):
+    user = _user(email)
+    if user.mail_account is None:
+        raise click.ClickException(f"{user.email} has no mailbox settings; save them with `flask mail configure`")
+    return user.mail_account
+
+
+def _print_json(value) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+@users_cli.command("create")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, required=True, help="Read the password from standard input.")
+@click.option("--admin", is_flag=True, help="Give the user the admin role.")
+@click.option("--name", default="", help="The user's name as the panel shows it.")
+def create_user(email: str, password_stdin: bool, admin: bool, name: str) -> None:
+    """Add a user who can sign in."""
+    password = _read_secret_from_stdin("password")
+    try:
+        user = accounts.create_user(db.session, email, password, name=name,
+                                    role=Role.ADMIN if admin else Role.USER)
+    except accounts.AccountError as exc:
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    click.echo(f"Created {user.role} {user.email}")
+
+
+@crm_cli.command("load")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def load_crm(file: str) -> None:
+    """Load contacts and candidates from a CSV file (kind,name,email,company)."""
+    with open(file, newline="", encoding="utf-8-sig") as fh:
+        try:
+            rows = crm.read_rows(csv.DictReader(fh))
+        except crm.CrmLoadError as exc:
+            raise click.ClickException(str(exc)) from exc
+    added, unchanged = crm.load_rows(db.session, rows)
+    db.session.commit()
+    click.echo(f"Loaded {added} new record(s); {unchanged} already present")
+
+
+@mail_cli.command("configure")
+@click.argument("email")
+@click.option("--host", required=True, help="IMAP server host name.")
+@click.option("--port", type=int, default=993, show_default=True)
+@click.option("--security", type=click.Choice(["ssl", "starttls"]), default="ssl", show_default=True)
+@click.option("--username", required=True)
+@click.option("--password-stdin", is_flag=True, required=True, help="Read the password from standard input.")
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False),
+              help="PEM file of a company CA that signs the server's certificate.")
+def configure_mail(email, host, port, security, username, password_stdin, ca_file) -> None:
+    """Save a user's mailbox settings; the password is stored encrypted."""
+    password = _read_secret_from_stdin("password")
+    ca_pem = None
+    if ca_file:
+        with open(ca_file, encoding="ascii", errors="replace") as fh:
+            ca_pem = fh.read()
+    try:
+        accounts.configure_mailbox(
+            db.session, services.get().secrets, _user(email),
+            accounts.MailboxForm(host=host, port=port, security=security, username=username,
+                                 password=password, ca_pem=ca_pem),
+        )
+    except accounts.AccountError as exc:
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    click.echo(f"Saved the mailbox settings of {email}")
+
+
+@mail_cli.command("test")
+@click.argument("email")
+def test_mail(email: str) -> None:
+    """Connect and log in: `Mailbox connection successful`, or what is wrong."""
+    from rolsync.importer import settings_for
+
+    account = _account(email)
+    report = test_connection(settings_for(account, services.get().secrets, timeout=15))
+    click.echo(report.message if report.ok else f"{report.code}: {report.message}")
+    if report.hint:
+        click.echo(f"Hint: {report.hint}")
+    for warning in report.warnings:
+        click.echo(f"Warning: {warning.code}: {warning.message}")
+    if not report.ok:
+        click.echo(f"Error: {report.code}: {report.message}", err=True)
+        sys.exit(1)
+
+
+@mail_cli.command("import")
+@click.argument("email")
+def import_mail(email: str) -> None:
+    """Import everything new for the user now, in this process."""
+    from rolsync.importer import ImportResult
+
+    account = _account(email)
+    config = services.get().config
+    total = ImportResult()
+    while True:
+        try:
+            result = import_account(
+                db.session, account, secrets=services.get().secrets, store=services.get().documents,
+                max_messages=config["IMPORT_RUN_MESSAGES"], fetch_batch=config["IMPORT_FETCH_BATCH"],
+                timeout=config["IMAP_TIMEOUT"],
+            )
+        except MailError as exc:
+            raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+        total.add(result)
+        if not result.more:
+            break
+    click.echo(json.dumps(total.as_json(), ensure_ascii=False))
+
+
+@mail_cli.command("enqueue")
+@click.argument("email", required=False)
+@click.option("--all", "all_accounts", is_flag=True, help="Every enabled mailbox.")
+def enqueue_mail(email: str | None, all_accounts: bool) -> None:
+    """Put an import job on the queue for the user (or every enabled mailbox)."""
+    if bool(email) == all_accounts:
+        raise click.ClickException("give either an EMAIL or --all")
+    accounts_to_run = jobs.enabled_accounts(db.session) if all_accounts else [_account(email)]
+    for account in accounts_to_run:
+        job, created = jobs.enqueue_import(services.get().queue, account.id)
+        click.echo(job.id)
+        if not created:
+            click.echo(f"{account.user.email}: an import is already {job.get_status()}; not queued twice",
+                       err=True)
+
+
+@rules_cli.command("export")
+def export_rules() -> None:
+    """Print the active rule set as JSON."""
+    _print_json(active_rules(db.session).definition)
+
+
+@rules_cli.command("import")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+def import_rules(file) -> None:
+    """Make the rule set in FILE the active one (a bad file changes nothing)."""
+    try:
+        data = json.load(file)
+    except json.JSONDecodeError as exc:
+        raise click.ClickException(f"{file.name} is not valid JSON: {exc}") from exc
+    try:
+        version = save_version(db.session, data, author="flask rules import", comment=f"imported from {file.name}")
+    except RuleSetInvalid as exc:
+        db.session.rollback()
+        raise click.ClickException(f"the rule set was not changed: {exc}") from exc
+    db.session.commit()
+    click.echo(f"Rule set version {version.version} is now active")
+
+
+@notes_cli.command("export")
+def export_notes() -> None:
+    """Print every note as JSON."""
+    notes = db.session.scalars(select(Note).order_by(Note.id))
+    _print_json([_note_json(note) for note in notes])
+
+
+def _record_email(record: Contact | Candidate) -> str | None:
+    addresses = sorted(record.emails, key=lambda e: e.id)
+    return addresses[0].address if addresses else None
+
+
+def _note_json(note: Note) -> dict:
+    record = note.record
+    return {
+        "record_kind": record.kind.value,
+        "record_id": record.id,
+        "record_email": _record_email(record),
+        "user": note.user.email,
+        "folder": note.folder,
+        "message_id": note.message_id,
+        "subject": note.subject,
+        "direction": note.direction,
+        "date": note.sent_at.isoformat() if note.sent_at else None,
+        "from": note.from_addr,
+        "to": note.to_addrs,
+        "cc": note.cc_addrs,
+        "body": note.body,
+        "documents": [
+            {"filename": d.filename, "content_type": d.content_type, "size": d.size, "sha256": d.sha256}
+            for d in note.documents
+        ],
+    }
+
+
+@warnings_cli.command("export")
+def export_warnings() -> None:
+    """Print every warning as JSON."""
+    warnings = db.session.scalars(select(ImportWarning).order_by(ImportWarning.id))
+    _print_json([
+        {
+            "kind": w.kind,
+            "user": w.user.email,
+            "message_id": w.message_id,
+            "subject": w.subject,
+            "address": w.address,
+            "records": w.records or [],
+            "status": w.status,
+            "detail": w.detail,
+        }
+        for w in warnings
+    ])
+
+
+def register_commands(app: Flask) -> None:
+    for group in (users_cli, crm_cli, mail_cli, rules_cli, notes_cli, warnings_cli):
+        app.cli.add_command(group)

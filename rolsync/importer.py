@@ -1,0 +1,639 @@
+"""The import of one mailbox: new messages become notes and documents, once.
+
+Safety rests on two rules. Each message is decided in one database
+transaction together with its ledger row and the folder's watermark, so a
+crash at any point leaves either all of a message or none of it. And the
+watermark (`FolderState.last_uid`) only moves past committed messages, so a
+message is never skipped because a later one was saved first.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.orm import Session
+
+from rolsync.crypto import SecretBox
+from rolsync.documents import DocumentStore
+from rolsync.mail.imap import FetchedMessage, ImapSettings, MailboxSession, Security
+from rolsync.mail.parse import MessageUnreadable, ParsedMessage, parse_message, snippet
+from rolsync.matching import Matches, RecordRef, find_records
+from rolsync.models import (
+    Direction,
+    Document,
+    FolderState,
+    ImportedMessage,
+    ImportRun,
+    ImportWarning,
+    MailAccount,
+    Note,
+    Outcome,
+    RecordKind,
+    StoredFile,
+    WarningKind,
+    WarningStatus,
+    utcnow,
+)
+from rolsync.rules import AddressAction, AddressDecision, Attach, CompiledRules
+from rolsync.rules.store import active_rules
+
+log = logging.getLogger(__name__)
+
+FOLDER_ROLES = ("inbox", "sent")
+
+# Database trouble is not the message's fault: stop the run and let the next
+# one retry from the watermark rather than marking good mail as failed.
+FATAL_DB_ERRORS = (OperationalError, InterfaceError)
+
+
+@dataclass
+class FolderCounts:
+    name: str | None
+    imported: int = 0
+    skipped: int = 0
+    warnings: int = 0
+    failed: int = 0
+    already: int = 0
+
+    def as_json(self) -> dict:
+        return {
+            "name": self.name,
+            "imported": self.imported,
+            "skipped": self.skipped,
+            "warnings": self.warnings,
+            "failed": self.failed,
+            "already_imported": self.already,
+        }
+
+
+@dataclass
+class ImportResult:
+    folders: dict[str, FolderCounts] = field(default_factory=dict)
+    more: bool = False  # the run stopped at its budget; the next run continues
+
+    def total(self, attr: str) -> int:
+        return sum(getattr(c, attr) for c in self.folders.values())
+
+    def add(self, other: "ImportResult") -> None:
+        for role, counts in other.folders.items():
+            mine = self.folders.setdefault(role, FolderCounts(counts.name))
+            mine.name = counts.name
+            for attr in ("imported", "skipped", "warnings", "failed", "already"):
+                setattr(mine, attr, getattr(mine, attr) + getattr(counts, attr))
+        self.more = other.more
+
+    def as_json(self) -> dict:
+        return {
+            "folders": {role: counts.as_json() for role, counts in self.folders.items()},
+            "imported": self.total("imported"),
+            "skipped": self.total("skipped"),
+            "warnings": self.total("warnings"),
+            "failed": self.total("failed"),
+        }
+
+
+@dataclass
+class MessageOutcome:
+    outcome: Outcome
+    reason: str | None = None
+    rule: str | None = None
+    notes_created: int = 0
+    warnings: int = 0
+
+
+@dataclass(frozen=True)
+class Counterpart:
+    address: str
+    header: str  # from, reply_to, to, cc, bcc
+
+
+def settings_for(account: MailAccount, secrets: SecretBox, timeout: float = 30.0) -> ImapSettings:
+    """The IMAP settings of an account, with its password decrypted for this use only."""
+    return ImapSettings(
+        host=account.host,
+        port=account.port,
+        security=Security(account.security),
+        username=account.username,
+        password=secrets.decrypt(account.password_encrypted),
+        ca_pem=account.ca_pem,
+        timeout=timeout,
+    )
+
+
+def dedupe_key(parsed: ParsedMessage | None, fetched: FetchedMessage, content_hash: str) -> str:
+    """The identity of a message within one mailbox, whatever folder or UIDVALIDITY."""
+    if fetched.gm_msgid:
+        return f"gm:{fetched.gm_msgid}"
+    return message_key(parsed, content_hash)
+
+
+def message_key(parsed: ParsedMessage | None, content_hash: str) -> str:
+    """The identity of a message across mailboxes: Message-ID, else a content hash."""
+    if parsed is not None and parsed.message_id:
+        return f"mid:{parsed.message_id[:480]}"
+    return f"sha:{content_hash}"
+
+
+def _insert_ignore(session: Session, model, values: dict) -> None:
+    """INSERT … ON CONFLICT DO NOTHING, which both supported databases speak."""
+    dialect = session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    session.execute(module.insert(model).values(**values).on_conflict_do_nothing())
+
+
+class AccountImporter:
+    """Imports one account's new mail; one instance per run."""
+
+    def __init__(
+        self,
+        session: Session,
+        account: MailAccount,
+        *,
+        secrets: SecretBox,
+        store: DocumentStore,
+        rules: CompiledRules | None = None,
+        max_messages: int = 500,
+        fetch_batch: int = 50,
+        timeout: float = 30.0,
+        progress: Callable[[int, int], None] | None = None,
+    ):
+        self.session = session
+        self.account = account
+        self.user_id = account.user_id
+        self.secrets = secrets
+        self.store = store
+        self.rules = rules or active_rules(session)
+        self.max_messages = max_messages
+        self.fetch_batch = fetch_batch
+        self.timeout = timeout
+        self.progress = progress or (lambda done, total: None)
+        self.own = self.rules.own_domains(account.host, account.account_email)
+        self.own_addresses = {a.lower() for a in (account.account_email, account.user.email) if "@" in a}
+
+    # -- the run -------------------------------------------------------------
+
+    def run(self) -> ImportResult:
+        result = ImportResult()
+        settings = settings_for(self.account, self.secrets, self.timeout)
+        with MailboxSession(settings) as mailbox:
+            folders = mailbox.find_folders()
+            plans = []
+            budget = self.max_messages
+            for role in FOLDER_ROLES:
+                name = folders.get(role)
+                result.folders[role] = FolderCounts(name)
+                if name is None:
+                    self._note_missing_sent_folder()
+                    continue
+                state = self._folder_state(role, name)
+                uids = self._uids_to_read(mailbox, state, role)
+                take = uids[:budget]
+                budget -= len(take)
+                if len(take) < len(uids):
+                    result.more = True
+                plans.append((role, state, take))
+            total = sum(len(take) for _, _, take in plans)
+            done = 0
+            self.progress(done, total)
+            for role, state, take in plans:
+                if not take:
+                    continue
+                counts = result.folders[role]
+                direction = Direction.RECEIVED if role == "inbox" else Direction.SENT
+                if mailbox.examine(state.name).uidvalidity != state.uidvalidity:
+                    result.more = True  # renumbered while we looked elsewhere: next run rescans
+                    continue
+                for fetched in mailbox.fetch(take, batch_size=self.fetch_batch):
+                    self._import_fetched(fetched, state, direction, counts)
+                    done += 1
+                    self.progress(done, total)
+                if take and state.last_uid < take[-1]:
+                    # UIDs expunged between SEARCH and FETCH: nothing to wait for.
+                    state.last_uid = take[-1]
+                    self.session.commit()
+        return result
+
+    def _folder_state(self, role: str, name: str) -> FolderState:
+        state = self.session.scalar(
+            select(FolderState).where(FolderState.account_id == self.account.id, FolderState.role == role)
+        )
+        if state is None:
+            state = FolderState(account_id=self.account.id, role=role, name=name, last_uid=0, floor_uid=0)
+            self.session.add(state)
+        state.name = name
+        return state
+
+    def _uids_to_read(self, mailbox: MailboxSession, state: FolderState, role: str) -> list[int]:
+        status = mailbox.examine(state.name)
+        if state.uidvalidity is None:
+            # First run: only the newest N; everything older stays out for good.
+            cap = self.rules.first_run_limit(role)
+            newest = mailbox.newest_uids(cap) if cap else []
+            state.floor_uid = newest[0] if newest else (0 if cap else status.uidnext)
+            state.uidvalidity = status.uidvalidity
+            state.last_uid = 0
+        elif state.uidvalidity != status.uidvalidity:
+            # The server renumbered the folder: read it again from the start.
+            # The ledger keeps out what was imported, floor_date what is too old.
+            log.info("UIDVALIDITY of %s changed for account %s; rescanning", state.name, self.account.id)
+            state.uidvalidity = status.uidvalidity
+            state.last_uid = 0
+            state.floor_uid = 0
+        state.uidnext = status.uidnext
+        self.session.commit()
+        return [uid for uid in mailbox.uids_after(state.last_uid) if uid >= state.floor_uid]
+
+    def _note_missing_sent_folder(self) -> None:
+        exists = self.session.scalar(
+            select(ImportWarning.id).where(
+                ImportWarning.user_id == self.user_id,
+                ImportWarning.kind == WarningKind.NO_SENT_FOLDER.value,
+                ImportWarning.status == WarningStatus.OPEN.value,
+            )
+        )
+        if exists is None:
+            self.session.add(ImportWarning(
+                user_id=self.user_id,
+                kind=WarningKind.NO_SENT_FOLDER.value,
+                detail="No Sent folder was found in the mailbox, so sent mail is not imported. "
+                       "The Inbox still imports.",
+            ))
+            self.session.commit()
+
+    # -- one message ------------------------------------------------------------
+
+    def _import_fetched(self, fetched: FetchedMessage, state: FolderState, direction: Direction,
+                        counts: FolderCounts) -> None:
+        if state.floor_date is None and state.floor_uid and fetched.internaldate:
+            state.floor_date = fetched.internaldate
+        elif state.floor_date and fetched.internaldate and _aware(fetched.internaldate) < _aware(state.floor_date):
+            # Older than the first run's cap (seen again after a UIDVALIDITY change).
+            state.last_uid = fetched.uid
+            self.session.commit()
+            return
+        for attempt in (1, 2):
+            try:
+                outcome = self.import_message(fetched, state, direction)
+                state.last_uid = fetched.uid
+                self.session.commit()
+                break
+            except FATAL_DB_ERRORS:
+                self.session.rollback()
+                raise
+            except IntegrityError:
+                # Another consultant's import saved the same note a moment ago:
+                # try once more, now that it is visible.
+                self.session.rollback()
+                if attempt == 2:
+                    raise
+            except Exception as exc:  # a message we cannot handle must not stop the mailbox
+                self.session.rollback()
+                log.exception("importing UID %s of folder %s failed", fetched.uid, state.name)
+                outcome = self._record_failure(fetched, state, direction, exc)
+                state.last_uid = fetched.uid
+                self.session.commit()
+                break
+        if outcome is None:
+            counts.already += 1
+        elif outcome.outcome is Outcome.IMPORTED:
+            counts.imported += 1
+        elif outcome.outcome is Outcome.FAILED:
+            counts.failed += 1
+        else:
+            counts.skipped += outcome.outcome is Outcome.SKIPPED
+        if outcome is not None:
+            counts.warnings += outcome.warnings
+
+    def import_message(self, fetched: FetchedMessage, state: FolderState,
+                       direction: Direction) -> MessageOutcome | None:
+        """Decide and save one message inside the caller's transaction.
+
+        Returns None when this user's ledger already has the message.
+        """
+        try:
+            parsed = parse_message(fetched.raw)
+        except MessageUnreadable as exc:
+            return self._record_unreadable(fetched, state, exc)
+        key = dedupe_key(parsed, fetched, parsed.content_hash)
+        if self._in_ledger(key):
+            return None
+        if direction is Direction.RECEIVED and parsed.from_addr in self.own_addresses:
+            # The user's own message seen in the Inbox (a copy to self, or a
+            # server that files sent mail there): its counterparts are the
+            # recipients, as for the Sent copy the ledger will then skip.
+            direction = Direction.SENT
+        decided = self._decide(parsed, direction)
+        outcome = MessageOutcome(decided.outcome, decided.reason, decided.rule)
+        if decided.records:
+            outcome.notes_created = self._save_notes(parsed, state.name, direction, decided.records)
+        raw_sha = None
+        for warning in decided.warnings:
+            if raw_sha is None:
+                raw_sha = self._store_bytes(fetched.raw)
+            self.session.add(ImportWarning(
+                user_id=self.user_id,
+                message_key=message_key(parsed, parsed.content_hash),
+                message_id=parsed.message_id,
+                folder=state.name,
+                subject=parsed.subject,
+                from_addr=parsed.from_addr or "",
+                sent_at=parsed.date,
+                snippet=snippet(parsed.text),
+                raw_sha256=raw_sha,
+                **warning,
+            ))
+            outcome.warnings += 1
+        self._add_ledger(key, parsed, fetched, state, outcome)
+        return outcome
+
+    def _in_ledger(self, key: str) -> bool:
+        return self.session.scalar(
+            select(ImportedMessage.id).where(
+                ImportedMessage.user_id == self.user_id, ImportedMessage.dedupe_key == key
+            )
+        ) is not None
+
+    def _counterparts(self, parsed: ParsedMessage, direction: Direction) -> list[Counterpart]:
+        if direction is Direction.RECEIVED:
+            return [Counterpart(parsed.from_addr, "from")] if parsed.from_addr else []
+        seen: set[str] = set()
+        found = []
+        for header, addresses in (("to", parsed.to), ("cc", parsed.cc), ("bcc", parsed.bcc)):
+            for address in addresses:
+                if address not in seen:
+                    seen.add(address)
+                    found.append(Counterpart(address, header))
+        return found
+
+    def _ask(self, counterpart: Counterpart, matches: Matches, direction: Direction) -> AddressDecision:
+        return self.rules.decide_address(
+            counterpart.address,
+            own=self.own,
+            contacts=len(matches.contacts),
+            candidates=len(matches.candidates),
+            direction=direction.value,
+            header=counterpart.header,
+        )
+
+    def _decide(self, parsed: ParsedMessage, direction: Direction) -> "_Decided":
+        counterparts = self._counterparts(parsed, direction)
+        reply_to = [a for a in parsed.reply_to if a != parsed.from_addr][:1]
+        lookups = find_records(self.session, [c.address for c in counterparts] + reply_to)
+        decided = _Decided()
+        if not counterparts:
+            decided.skip("no_counterpart", None)
+            return decided
+        for counterpart in counterparts:
+            decision = self._ask(counterpart, lookups[counterpart.address], direction)
+            if decision.reason == "no_match" and direction is Direction.RECEIVED and reply_to:
+                # Job boards relay applications from a no-reply sender with the
+                # candidate in Reply-To.
+                counterpart = Counterpart(reply_to[0], "reply_to")
+                decision = self._ask(counterpart, lookups[counterpart.address], direction)
+            decided.apply(counterpart, decision, lookups[counterpart.address])
+        return decided
+
+    def _save_notes(self, parsed: ParsedMessage, folder: str, direction: Direction,
+                    records: list[RecordRef]) -> int:
+        key = message_key(parsed, parsed.content_hash)
+        kept = [a for a in parsed.attachments if self.rules.decide_attachment(
+            filename=a.filename, content_type=a.content_type, size=a.size,
+            is_image=a.is_image, inline=a.inline).keep]
+        created = 0
+        for record in records:
+            column = Note.contact_id if record.kind is RecordKind.CONTACT else Note.candidate_id
+            exists = self.session.scalar(select(Note.id).where(column == record.id, Note.message_key == key))
+            if exists is not None:
+                continue  # mail two consultants both received shows once on the record
+            note = Note(
+                user_id=self.user_id,
+                message_key=key,
+                message_id=parsed.message_id,
+                folder=folder,
+                direction=direction.value,
+                subject=parsed.subject,
+                sent_at=parsed.date,
+                from_addr=parsed.from_addr or "",
+                to_addrs=", ".join(parsed.to),
+                cc_addrs=", ".join(parsed.cc),
+                body=parsed.text,
+            )
+            if record.kind is RecordKind.CONTACT:
+                note.contact_id = record.id
+            else:
+                note.candidate_id = record.id
+            for attachment in kept:
+                self._store_bytes(attachment.data, attachment.sha256)
+                note.documents.append(Document(
+                    sha256=attachment.sha256,
+                    filename=attachment.filename,
+                    content_type=attachment.content_type,
+                    size=attachment.size,
+                ))
+            self.session.add(note)
+            created += 1
+        self.session.flush()
+        return created
+
+    def _store_bytes(self, data: bytes, sha256: str | None = None) -> str:
+        digest = self.store.put(data, sha256)
+        _insert_ignore(self.session, StoredFile, {"sha256": digest, "size": len(data), "created_at": utcnow()})
+        return digest
+
+    def _add_ledger(self, key: str, parsed: ParsedMessage | None, fetched: FetchedMessage,
+                    state: FolderState, outcome: MessageOutcome) -> None:
+        self.session.add(ImportedMessage(
+            user_id=self.user_id,
+            dedupe_key=key,
+            message_key=message_key(parsed, parsed.content_hash if parsed else _sha(fetched.raw)),
+            message_id=parsed.message_id if parsed else None,
+            folder=state.name,
+            uidvalidity=state.uidvalidity,
+            uid=fetched.uid,
+            subject=parsed.subject if parsed else "",
+            from_addr=(parsed.from_addr or "") if parsed else "",
+            sent_at=parsed.date if parsed else None,
+            outcome=outcome.outcome.value,
+            reason=outcome.reason,
+            rule=outcome.rule,
+            ruleset_version=self.rules.version,
+            notes_created=outcome.notes_created,
+        ))
+
+    def _record_unreadable(self, fetched: FetchedMessage, state: FolderState,
+                           exc: MessageUnreadable) -> MessageOutcome | None:
+        key = f"gm:{fetched.gm_msgid}" if fetched.gm_msgid else f"sha:{_sha(fetched.raw)}"
+        if self._in_ledger(key):
+            return None
+        outcome = MessageOutcome(Outcome.WARNED, "unreadable", None, warnings=1)
+        self.session.add(ImportWarning(
+            user_id=self.user_id,
+            kind=WarningKind.UNREADABLE_MESSAGE.value,
+            message_key=f"sha:{_sha(fetched.raw)}",
+            folder=state.name,
+            detail=f"The message with UID {fetched.uid} in {state.name} could not be read: {exc.reason}",
+            raw_sha256=self._store_bytes(fetched.raw),
+        ))
+        self._add_ledger(key, None, fetched, state, outcome)
+        return outcome
+
+    def _record_failure(self, fetched: FetchedMessage, state: FolderState, direction: Direction,
+                        exc: Exception) -> MessageOutcome:
+        """Keep a message that broke the import as a warning, so it can be retried."""
+        key = f"gm:{fetched.gm_msgid}" if fetched.gm_msgid else f"sha:{_sha(fetched.raw)}"
+        outcome = MessageOutcome(Outcome.FAILED, "error", None, warnings=1)
+        if self._in_ledger(key):
+            return outcome
+        self.session.add(ImportWarning(
+            user_id=self.user_id,
+            kind=WarningKind.IMPORT_FAILED.value,
+            message_key=f"sha:{_sha(fetched.raw)}",
+            folder=state.name,
+            detail=f"Importing the message with UID {fetched.uid} in {state.name} failed "
+                   f"({type(exc).__name__}); it is kept here so it can be retried.",
+            raw_sha256=self._store_bytes(fetched.raw),
+        ))
+        self._add_ledger(key, None, fetched, state, outcome)
+        return outcome
+
+
+@dataclass
+class _Decided:
+    """What the rules said about a message's addresses, gathered."""
+
+    records: list[RecordRef] = field(default_factory=list)
+    warnings: list[dict] = field(default_factory=list)
+    skip_reasons: list[tuple[str, str | None]] = field(default_factory=list)
+    import_rule: str | None = None
+
+    def skip(self, reason: str, rule: str | None) -> None:
+        self.skip_reasons.append((reason, rule))
+
+    def apply(self, counterpart: Counterpart, decision: AddressDecision, matches: Matches) -> None:
+        if decision.action is AddressAction.SKIP:
+            self.skip(decision.reason, decision.rule)
+            return
+        if decision.action is AddressAction.WARN:
+            records = matches.of_kind(decision.kind) if decision.kind else []
+            kind = WarningKind.DUPLICATE_ADDRESS if decision.reason == "duplicate_address" else WarningKind.NO_MATCH
+            if kind is WarningKind.DUPLICATE_ADDRESS:
+                detail = (f"{counterpart.address} belongs to {len(records)} {decision.kind}s, so the message "
+                          "was not imported. Remove the duplicate address or attach the message to one record.")
+            else:
+                detail = f"No contact or candidate has the address {counterpart.address}."
+            self.warnings.append({
+                "kind": kind.value,
+                "address": counterpart.address,
+                "records": [r.as_json(counterpart.address) for r in records],
+                "detail": detail,
+                "rule": decision.rule,
+            })
+            return
+        candidates = matches.of_kind(decision.kind)
+        if decision.attach is Attach.ALL:
+            chosen = candidates
+        elif decision.attach is Attach.LATEST:
+            chosen = [max(candidates, key=lambda r: (_aware(r.updated_at) if r.updated_at else _EPOCH, r.id))]
+        else:
+            chosen = candidates[:1]
+        for record in chosen:
+            if record not in self.records:
+                self.records.append(record)
+        self.import_rule = self.import_rule or decision.rule
+
+    @property
+    def outcome(self) -> Outcome:
+        if self.records:
+            return Outcome.IMPORTED
+        if self.warnings:
+            return Outcome.WARNED
+        return Outcome.SKIPPED
+
+    @property
+    def reason(self) -> str | None:
+        if self.records:
+            return "matched"
+        if self.warnings:
+            return self.warnings[0]["kind"]
+        reasons = [r for r, _ in self.skip_reasons]
+        # A message is "own domain" only when every counterpart was a colleague.
+        if reasons and all(r == "own_domain" for r in reasons):
+            return "own_domain"
+        return next((r for r in reasons if r != "own_domain"), None)
+
+    @property
+    def rule(self) -> str | None:
+        if self.records:
+            return self.import_rule
+        if self.warnings:
+            return self.warnings[0]["rule"]
+        reason = self.reason
+        return next((rule for r, rule in self.skip_reasons if r == reason), None)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything here is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _sha(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def import_account(
+    session: Session,
+    account: MailAccount,
+    *,
+    secrets: SecretBox,
+    store: DocumentStore,
+    max_messages: int = 500,
+    fetch_batch: int = 50,
+    timeout: float = 30.0,
+    job_id: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportResult:
+    """One bounded import run of an account, recorded as an ImportRun."""
+    run = ImportRun(account_id=account.id, job_id=job_id)
+    session.add(run)
+    session.commit()
+    run_id = run.id
+    try:
+        result = AccountImporter(
+            session, account, secrets=secrets, store=store, max_messages=max_messages,
+            fetch_batch=fetch_batch, timeout=timeout, progress=progress,
+        ).run()
+    except Exception as exc:
+        session.rollback()
+        run = session.get(ImportRun, run_id)
+        run.finished_at = utcnow()
+        run.error = _describe(exc)
+        account.last_run_at = run.finished_at
+        account.last_error = run.error
+        session.commit()
+        raise
+    run = session.get(ImportRun, run_id)
+    run.finished_at = utcnow()
+    run.counts = result.as_json()
+    account.last_run_at = run.finished_at
+    account.last_error = None
+    session.commit()
+    return result
+
+
+def _describe(exc: Exception) -> str:
+    """A user-facing line for an error; never the raw text that might hold a secret."""
+    message = getattr(exc, "message", None)
+    if isinstance(message, str) and message:
+        hint = getattr(exc, "hint", None)
+        return f"{message} {hint}" if hint else message
+    return f"The import stopped with an internal error ({type(exc).__name__})."

@@ -1,0 +1,218 @@
+"""Shared fixtures: a real Dovecot, real Redis, SQLite and PostgreSQL, a seeded CRM."""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import select, text
+
+from tests.support.dovecot import DovecotServer
+
+POSTGRES_ADMIN_URL = os.environ.get("ROLSYNC_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+TEST_REDIS_URL = os.environ.get("ROLSYNC_TEST_REDIS", "redis://127.0.0.1:6379/13")
+ENCRYPTION_KEY = Fernet.generate_key().decode()
+_users = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def dovecot(tmp_path_factory):
+    server = DovecotServer(tmp_path_factory.mktemp("dovecot"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A fresh PostgreSQL database for this test run, dropped at the end."""
+    name = f"rolsync_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    yield f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+_migrated: set[str] = set()
+
+
+def _database_url(request, tmp_path) -> str:
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres_url")
+    return f"sqlite:///{tmp_path / 'rolsync.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    return _database_url(request, tmp_path)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path):
+    return f"sqlite:///{tmp_path / 'rolsync.db'}"
+
+
+def _environment(tmp_path: Path, database_url: str) -> dict[str, str]:
+    """The settings the app and any worker process of a test share."""
+    return {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": TEST_REDIS_URL,
+        "ROLSYNC_QUEUE": f"rolsync-test-{uuid.uuid4().hex[:8]}",
+        "ROLSYNC_INSTANCE_PATH": str(tmp_path / "instance"),
+        "ROLSYNC_DOCUMENT_ROOT": str(tmp_path / "documents"),
+        "ROLSYNC_ENCRYPTION_KEYS": ENCRYPTION_KEY,
+        "SECRET_KEY": "test-secret-" + uuid.uuid4().hex,
+        "ROLSYNC_IMAP_TIMEOUT": "10",
+    }
+
+
+def _make_app(monkeypatch, tmp_path, database_url):
+    from flask_migrate import upgrade
+
+    from rolsync import create_app
+    from rolsync.extensions import db
+
+    env = _environment(tmp_path, database_url)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False})
+    app.config["TEST_ENV"] = env
+    with app.app_context():
+        if database_url not in _migrated or database_url.startswith("sqlite"):
+            upgrade()
+            _migrated.add(database_url)
+        else:
+            # Same PostgreSQL database as the previous test: empty it.
+            tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
+            db.session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            db.session.commit()
+    return app
+
+
+@pytest.fixture
+def app(monkeypatch, tmp_path, database_url):
+    """The app on each database in turn (tests using it run twice)."""
+    app = _make_app(monkeypatch, tmp_path, database_url)
+    with app.app_context():
+        yield app
+        from rolsync.extensions import db
+
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def sqlite_app(monkeypatch, tmp_path, sqlite_url):
+    """The app on SQLite only, for tests whose subject is not the database."""
+    app = _make_app(monkeypatch, tmp_path, sqlite_url)
+    with app.app_context():
+        yield app
+        from rolsync.extensions import db
+
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@dataclass
+class Consultant:
+    """A user of the CRM with a real mailbox on the test Dovecot."""
+
+    app: object
+    dovecot: DovecotServer
+    email: str
+    username: str
+    password: str
+    domain: str
+    records: list = field(default_factory=list)
+
+    def deliver(self, folder: str, raw: bytes, flags=()) -> int:
+        return self.dovecot.append(self.username, self.password, folder, raw, flags=flags)
+
+    def deliver_many(self, folder: str, messages: list[bytes]) -> None:
+        self.dovecot.append_many(self.username, self.password, folder, messages)
+
+    def cli(self, *args: str, input: str | None = None):
+        result = self.app.test_cli_runner().invoke(args=list(args), input=input)
+        return result
+
+    def import_now(self) -> dict:
+        result = self.cli("mail", "import", self.email)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output.strip().splitlines()[-1])
+
+    def notes(self) -> list[dict]:
+        result = self.cli("notes", "export")
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)
+
+    def warnings(self) -> list[dict]:
+        result = self.cli("warnings", "export")
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)
+
+
+def load_crm(app, rows: list[tuple[str, str, str, str]], tmp_path: Path) -> None:
+    path = tmp_path / f"crm-{uuid.uuid4().hex[:6]}.csv"
+    lines = ["kind,name,email,company"] + [",".join(row) for row in rows]
+    path.write_text("\n".join(lines) + "\n")
+    result = app.test_cli_runner().invoke(args=["crm", "load", str(path)])
+    assert result.exit_code == 0, result.output
+
+
+def make_consultant(app, dovecot, tmp_path, *, domain: str = "acme-recruit.com", security: str = "ssl",
+                    host: str | None = None, ca: bool = True, sent_folder: str | None = "Sent") -> Consultant:
+    n = next(_users)
+    username = f"consultant{n}@{domain}"
+    password = f"pw-{uuid.uuid4().hex[:10]}"
+    dovecot.add_user(username, password)
+    if sent_folder:
+        dovecot.create_folder(username, password, sent_folder)
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["users", "create", username, "--password-stdin", "--name", f"Consultant {n}"],
+                           input="user-password-123\n")
+    assert result.exit_code == 0, result.output
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text(dovecot.ca_pem)
+    port = dovecot.ssl_port if security == "ssl" else dovecot.starttls_port
+    args = ["mail", "configure", username, "--host", host or dovecot.host, "--port", str(port),
+            "--security", security, "--username", username, "--password-stdin"]
+    if ca:
+        args += ["--ca-file", str(ca_file)]
+    result = runner.invoke(args=args, input=password + "\n")
+    assert result.exit_code == 0, result.output
+    return Consultant(app, dovecot, username, username, password, domain)
+
+
+@pytest.fixture
+def consultant(app, dovecot, tmp_path) -> Consultant:
+    return make_consultant(app, dovecot, tmp_path)
+
+
+@pytest.fixture
+def crm(app, tmp_path):
+    """A small CRM: contacts first, candidates second, and one shared address."""
+    rows = [
+        ("contact", "Carol Client", "carol@client.example", "Client Ltd"),
+        ("contact", "Dan Dup", "shared@client.example", "Client Ltd"),
+        ("contact", "Dana Dup", "shared@client.example", "Other Co"),
+        ("candidate", "Cathy Candidate", "cathy@candidates.example", ""),
+        ("candidate", "Carl Both", "both@people.example", ""),
+        ("contact", "Connie Both", "both@people.example", "Client Ltd"),
+        ("candidate", "Pat Pair", "pair@candidates.example", ""),
+        ("candidate", "Pam Pair", "pair@candidates.example", ""),
+    ]
+    load_crm(app, rows, tmp_path)
+    return rows

@@ -1,0 +1,129 @@
+"""The command line of CONTRACT §2: names, exit codes, one-line errors, and what each changes."""
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import func, select
+
+from rolsync.extensions import db
+from rolsync.models import Candidate, Contact, RuleSetVersion, User
+
+
+def run(app, *args, input=None):
+    return app.test_cli_runner().invoke(args=list(args), input=input)
+
+
+def test_users_create_hashes_the_password_and_refuses_bad_input(sqlite_app):
+    result = run(sqlite_app, "users", "create", "Admin@Agency.example", "--password-stdin", "--admin",
+                 "--name", "Ada Admin", input="correct horse\n")
+    assert result.exit_code == 0, result.output
+    user = db.session.scalar(select(User))
+    assert (user.email, user.name, user.role) == ("admin@agency.example", "Ada Admin", "admin")
+    assert user.password_hash != "correct horse" and user.check_password("correct horse")
+
+    again = run(sqlite_app, "users", "create", "admin@agency.example", "--password-stdin", input="another one\n")
+    assert again.exit_code != 0 and "already exists" in again.output
+    short = run(sqlite_app, "users", "create", "b@agency.example", "--password-stdin", input="short\n")
+    assert short.exit_code != 0 and "at least 8" in short.output
+    assert db.session.scalar(select(func.count()).select_from(User)) == 1
+
+
+def test_crm_load_is_idempotent_and_a_bad_file_changes_nothing(app, tmp_path):
+    good = tmp_path / "crm.csv"
+    good.write_text("kind,name,email,company\n"
+                    "contact,Carol Client,Carol@Client.example,Client Ltd\n"
+                    "candidate,Cathy Candidate,cathy@candidates.example,\n")
+    first = run(app, "crm", "load", str(good))
+    assert first.exit_code == 0, first.output
+    assert "2 new" in first.output
+    second = run(app, "crm", "load", str(good))
+    assert second.exit_code == 0 and "0 new" in second.output
+    assert db.session.scalar(select(func.count()).select_from(Contact)) == 1
+    assert db.session.scalar(select(func.count()).select_from(Candidate)) == 1
+    contact = db.session.scalar(select(Contact))
+    assert contact.emails[0].address == "carol@client.example" and contact.company.name == "Client Ltd"
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("kind,name,email,company\ncontact,New Person,new@client.example,X\nlead,Who,who@x.example,\n")
+    result = run(app, "crm", "load", str(bad))
+    assert result.exit_code != 0 and "line 3" in result.output
+    assert db.session.scalar(select(func.count()).select_from(Contact)) == 1
+
+    header = tmp_path / "header.csv"
+    header.write_text("name,email\nA,a@b.example\n")
+    assert run(app, "crm", "load", str(header)).exit_code != 0
+
+
+def test_rules_round_trip_and_a_bad_file_changes_nothing(app, tmp_path):
+    exported = run(app, "rules", "export")
+    assert exported.exit_code == 0
+    rules = json.loads(exported.output)
+    assert rules["first_run"] == {"inbox": 100, "sent": 100}
+    rules["first_run"]["inbox"] = 25
+    path = tmp_path / "rules.json"
+    path.write_text(json.dumps(rules))
+    assert run(app, "rules", "import", str(path)).exit_code == 0
+    assert json.loads(run(app, "rules", "export").output) == rules
+
+    for content in ("{not json", json.dumps({**rules, "images": {"mode": "sometimes"}})):
+        path.write_text(content)
+        result = run(app, "rules", "import", str(path))
+        assert result.exit_code != 0
+        assert "images.mode" in result.output or "not valid JSON" in result.output
+    assert json.loads(run(app, "rules", "export").output) == rules
+    assert db.session.scalar(select(func.count()).select_from(RuleSetVersion)) == 1
+
+
+def test_mail_configure_refuses_bad_values_with_a_message(sqlite_app, tmp_path):
+    run(sqlite_app, "users", "create", "jo@agency.example", "--password-stdin", input="password-123\n")
+    base = ["mail", "configure", "jo@agency.example", "--username", "jo@agency.example", "--password-stdin"]
+    bad_host = run(sqlite_app, *base, "--host", "imap example com", input="x\n")
+    assert bad_host.exit_code != 0 and "server name" in bad_host.output
+    bad_port = run(sqlite_app, *base, "--host", "imap.agency.example", "--port", "70000", input="x\n")
+    assert bad_port.exit_code != 0 and "1 to 65535" in bad_port.output
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not a certificate")
+    bad_ca = run(sqlite_app, *base, "--host", "imap.agency.example", "--ca-file", str(ca), input="x\n")
+    assert bad_ca.exit_code != 0 and "PEM" in bad_ca.output
+    nobody = run(sqlite_app, "mail", "configure", "nobody@agency.example", "--host", "imap.agency.example",
+                 "--username", "u", "--password-stdin", input="x\n")
+    assert nobody.exit_code != 0 and "no user" in nobody.output
+
+
+def test_mail_test_reports_success_and_a_wrong_password(consultant, tmp_path):
+    ok = consultant.cli("mail", "test", consultant.email)
+    assert ok.exit_code == 0, ok.output
+    assert ok.output.splitlines()[0] == "Mailbox connection successful"
+
+    wrong = consultant.cli("mail", "configure", consultant.email, "--host", consultant.dovecot.host,
+                           "--port", str(consultant.dovecot.ssl_port), "--username", consultant.username,
+                           "--password-stdin", "--ca-file", str(tmp_path / "ca.pem"), input="wrong-password\n")
+    assert wrong.exit_code == 0
+    failed = consultant.cli("mail", "test", consultant.email)
+    assert failed.exit_code == 1
+    assert "auth_failed" in failed.output
+    assert "wrong-password" not in failed.output
+
+
+def test_mail_test_over_starttls(app, dovecot, tmp_path):
+    from tests.conftest import make_consultant
+
+    consultant = make_consultant(app, dovecot, tmp_path, security="starttls")
+    result = consultant.cli("mail", "test", consultant.email)
+    assert result.exit_code == 0, result.output
+    assert "Mailbox connection successful" in result.output
+
+
+def test_a_certificate_the_system_does_not_trust_is_a_tls_error(app, dovecot, tmp_path):
+    from tests.conftest import make_consultant
+
+    consultant = make_consultant(app, dovecot, tmp_path, ca=False)
+    result = consultant.cli("mail", "test", consultant.email)
+    assert result.exit_code == 1
+    assert "tls_error" in result.output
+
+
+def test_mail_import_for_an_unknown_user_fails_with_one_line(sqlite_app):
+    result = run(sqlite_app, "mail", "import", "nobody@agency.example")
+    assert result.exit_code != 0
+    assert result.output.strip().count("\n") == 0 and "no user" in result.output

@@ -1,0 +1,59 @@
+"""The job path: `flask mail enqueue` on the real Redis, then a real `python worker.py --burst`."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from rq import Queue
+from rq.job import Job
+
+from rolsync import services
+from tests.mail.builders import build_message, minimal_pdf
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_worker_burst(app) -> subprocess.CompletedProcess:
+    env = {**os.environ, **app.config["TEST_ENV"]}
+    return subprocess.run([sys.executable, "worker.py", "--burst"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=240)
+
+
+def test_enqueue_and_a_burst_worker_import_like_mail_import(consultant, crm):
+    consultant.deliver("INBOX", build_message(
+        from_="cathy@candidates.example", to=consultant.email, subject="CV via the queue", text="x",
+        attachments=[("cv.pdf", "application/pdf", minimal_pdf())]))
+    consultant.deliver("INBOX", build_message(from_="shared@client.example", to=consultant.email,
+                                              subject="Duplicate", text="x"))
+
+    enqueued = consultant.cli("mail", "enqueue", consultant.email)
+    assert enqueued.exit_code == 0, enqueued.output
+    job_id = enqueued.output.strip().splitlines()[0]
+
+    again = consultant.cli("mail", "enqueue", consultant.email)
+    assert again.exit_code == 0
+    assert again.output.strip().splitlines()[0] == job_id
+    queue: Queue = services.get().queue
+    assert queue.count == 1, "a mailbox already queued is not queued twice"
+
+    job = Job.fetch(job_id, connection=services.get().redis)
+    assert consultant.password not in repr(job.args) + repr(job.kwargs)
+
+    worker = run_worker_burst(consultant.app)
+    assert worker.returncode == 0, worker.stderr[-3000:]
+    job = Job.fetch(job_id, connection=services.get().redis)
+    assert job.get_status() == "finished", worker.stderr[-3000:]
+    assert job.return_value()["imported"] == 1
+    assert consultant.password not in worker.stdout + worker.stderr
+
+    [note] = consultant.notes()
+    assert note["subject"] == "CV via the queue"
+    assert [d["filename"] for d in note["documents"]] == ["cv.pdf"]
+    assert [w["kind"] for w in consultant.warnings()] == ["duplicate_address"]
+
+    # Once finished, the mailbox can be queued again, and the import stays idempotent.
+    assert consultant.cli("mail", "enqueue", "--all").exit_code == 0
+    assert run_worker_burst(consultant.app).returncode == 0
+    assert len(consultant.notes()) == 1
