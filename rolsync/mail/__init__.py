@@ -1,0 +1,1 @@
+"""Mail access: IMAP connection and folders, and parsing raw messages."""
