@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 from flask import Flask
+from sqlalchemy import event
 
 from rolsync.config import load_config
 
@@ -20,6 +21,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     from rolsync.extensions import csrf, db, login_manager, migrate
 
     db.init_app(app)
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            event.listen(db.engine, "connect", _sqlite_pragmas)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"))
     csrf.init_app(app)
     login_manager.init_app(app)
@@ -36,3 +40,16 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     register_blueprints(app)
     return app
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    """SQLite as a shared database: the panel reads while workers write.
+
+    WAL lets readers and one writer work at once; the busy timeout makes a
+    second writer wait its turn instead of failing.
+    """
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

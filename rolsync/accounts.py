@@ -5,29 +5,33 @@ import re
 from dataclasses import dataclass, field
 
 from cryptography import x509
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from rolsync.crypto import SecretBox
 from rolsync.mail.parse import normalise_address
-from rolsync.models import MailAccount, Role, User
+from rolsync.models import ImportWarning, MailAccount, Role, User, WarningKind, WarningStatus
 
 MIN_PASSWORD_LENGTH = 8
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 
 
 class AccountError(ValueError):
-    """A value was refused; the message says which and why."""
+    """A value was refused; the message says which and why, `field` which input it was about."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 def create_user(session: Session, email: str, password: str, *, name: str = "", role: Role = Role.USER) -> User:
     address = normalise_address(email)
     if not address:
-        raise AccountError(f"{email!r} is not an e-mail address")
+        raise AccountError(f"{email!r} is not an e-mail address", "email")
     if session.scalar(select(User.id).where(User.email == address)) is not None:
-        raise AccountError(f"a user with the e-mail {address} already exists")
+        raise AccountError(f"a user with the e-mail {address} already exists", "email")
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise AccountError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+        raise AccountError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters", "password")
     user = User(email=address, name=name.strip(), role=role.value)
     user.set_password(password)
     session.add(user)
@@ -52,9 +56,9 @@ def validate_ca_pem(pem: str) -> str:
     try:
         certificates = x509.load_pem_x509_certificates(pem.encode("ascii", "replace"))
     except ValueError as exc:
-        raise AccountError("the CA certificate must be a PEM file (-----BEGIN CERTIFICATE-----)") from exc
+        raise AccountError("the CA certificate must be a PEM file (-----BEGIN CERTIFICATE-----)", "ca_pem") from exc
     if not certificates:
-        raise AccountError("the CA certificate file holds no certificate")
+        raise AccountError("the CA certificate file holds no certificate", "ca_pem")
     return pem.strip() + "\n"
 
 
@@ -62,20 +66,20 @@ def configure_mailbox(session: Session, secrets: SecretBox, user: User, form: Ma
     """Validate and save a user's mailbox settings; the password only encrypted."""
     host = form.host.strip().lower()
     if not _HOSTNAME.match(host):
-        raise AccountError(f"{form.host!r} is not a server name such as imap.example.com")
+        raise AccountError(f"{form.host!r} is not a server name such as imap.example.com", "host")
     if not 1 <= int(form.port) <= 65535:
-        raise AccountError("the port must be a number from 1 to 65535 (993 for SSL, 143 for STARTTLS)")
+        raise AccountError("the port must be a number from 1 to 65535 (993 for SSL, 143 for STARTTLS)", "port")
     if form.security not in ("ssl", "starttls"):
-        raise AccountError("security must be ssl or starttls")
+        raise AccountError("security must be ssl or starttls", "security")
     username = form.username.strip()
     if not username:
-        raise AccountError("the username is missing (usually your full e-mail address)")
+        raise AccountError("the username is missing (usually your full e-mail address)", "username")
     ca_pem = validate_ca_pem(form.ca_pem) if form.ca_pem and form.ca_pem.strip() else None
 
     account = user.mail_account
     if account is None:
         if not form.password:
-            raise AccountError("the password is missing")
+            raise AccountError("the password is missing", "password")
         account = MailAccount(user=user)
         session.add(account)
     credentials_changed = (account.host, account.username) != (host, username) or bool(form.password)
@@ -89,5 +93,87 @@ def configure_mailbox(session: Session, secrets: SecretBox, user: User, form: Ma
         account.password_encrypted = secrets.encrypt(form.password)
     if credentials_changed:
         account.last_error = None
+        if account.id is not None:
+            resume_account(session, account)
     session.flush()
     return account
+
+
+def pause_account(session: Session, account: MailAccount, kind: WarningKind, detail: str) -> None:
+    """Stop polling an account and tell its user why, once."""
+    account.paused = True
+    account.paused_reason = detail
+    already = session.scalar(select(ImportWarning.id).where(
+        ImportWarning.user_id == account.user_id, ImportWarning.kind == kind.value,
+        ImportWarning.status == WarningStatus.OPEN.value))
+    if already is None:
+        session.add(ImportWarning(user_id=account.user_id, kind=kind.value, detail=detail))
+
+
+def resume_account(session: Session, account: MailAccount) -> None:
+    """Poll the account again, e.g. after the user saved new credentials."""
+    account.paused = False
+    account.paused_reason = None
+    account.auth_failures = 0
+    for warning in session.scalars(select(ImportWarning).where(
+            ImportWarning.user_id == account.user_id,
+            ImportWarning.kind.in_([WarningKind.AUTH_FAILED.value, WarningKind.UIDVALIDITY_UNSTABLE.value]),
+            ImportWarning.status == WarningStatus.OPEN.value)):
+        warning.status = WarningStatus.RESOLVED.value
+
+
+def record_auth_failure(session: Session, account: MailAccount, limit: int) -> None:
+    """Count a refused login; at `limit` in a row, pause before the provider locks the mailbox."""
+    account.auth_failures = (account.auth_failures or 0) + 1
+    if account.auth_failures >= limit:
+        pause_account(
+            session, account, WarningKind.AUTH_FAILED,
+            f"The mail server refused the mailbox password {account.auth_failures} times in a row, so importing "
+            "is paused before the provider locks the account. Save the correct password in Preferences "
+            "(Configure Email Importing) to resume.",
+        )
+
+
+# -- managing users (the panel's Users page and Preferences) -------------------------------------
+
+
+def _check_new_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters", "password")
+
+
+def _other_active_admins(session: Session, user: User) -> int:
+    return session.scalar(select(func.count(User.id)).where(
+        User.role == Role.ADMIN.value, User.active.is_(True), User.id != user.id)) or 0
+
+
+def update_user(session: Session, user: User, *, name: str, role: Role, active: bool) -> User:
+    """Change a user's name, role and whether they may sign in.
+
+    The last active admin can neither lose the role nor be switched off:
+    nobody could manage users afterwards.
+    """
+    losing_admin = user.is_admin and user.active and (role is not Role.ADMIN or not active)
+    if losing_admin and _other_active_admins(session, user) == 0:
+        raise AccountError("this is the last active admin; make someone else an admin first", "role")
+    user.name = name.strip()
+    user.role = role.value
+    user.active = active
+    session.flush()
+    return user
+
+
+def reset_password(session: Session, user: User, password: str) -> None:
+    """Set a new password for a user (an admin's reset); their other sessions end."""
+    _check_new_password(password)
+    user.set_password(password)
+    session.flush()
+
+
+def change_own_password(session: Session, user: User, current: str, new: str) -> None:
+    """A user changes their own password, proving they know the current one."""
+    if not user.check_password(current):
+        raise AccountError("the current password is not right", "current_password")
+    _check_new_password(new)
+    user.set_password(new)
+    session.flush()

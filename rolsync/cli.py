@@ -133,23 +133,47 @@ def test_mail(email: str) -> None:
 @click.argument("email")
 def import_mail(email: str) -> None:
     """Import everything new for the user now, in this process."""
-    from rolsync.importer import ImportResult
+    from redis.exceptions import RedisError
+
+    from rolsync.importer import ImportResult, UidValidityUnstable
 
     account = _account(email)
-    config = services.get().config
+    svc = services.get()
+    config = svc.config
+    # Share the workers' per-mailbox lock when Redis is there; without Redis the
+    # import still runs (and stays idempotent).
+    lock = svc.redis.lock(jobs.lock_key(account.id), timeout=config["IMPORT_LOCK_SECONDS"] * 20,
+                          blocking_timeout=config["IMPORT_LOCK_SECONDS"] * 2)
+    try:
+        locked = lock.acquire()
+    except RedisError:
+        locked = None
+    if locked is False:
+        raise click.ClickException("another import of this mailbox is running; try again when it has finished")
     total = ImportResult()
-    while True:
-        try:
+    try:
+        while True:
             result = import_account(
-                db.session, account, secrets=services.get().secrets, store=services.get().documents,
+                db.session, account, secrets=svc.secrets, store=svc.documents,
                 max_messages=config["IMPORT_RUN_MESSAGES"], fetch_batch=config["IMPORT_FETCH_BATCH"],
-                timeout=config["IMAP_TIMEOUT"],
+                timeout=config["IMAP_TIMEOUT"], uidvalidity_limit=config["UIDVALIDITY_CHANGES_BEFORE_PAUSE"],
+                auth_failure_limit=config["AUTH_FAILURES_BEFORE_PAUSE"],
             )
-        except MailError as exc:
-            raise click.ClickException(f"{exc.code}: {exc.message}") from exc
-        total.add(result)
-        if not result.more:
-            break
+            total.add(result)
+            if locked:
+                lock.reacquire()
+            if not result.more:
+                break
+    except MailError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+    except UidValidityUnstable as exc:
+        raise click.ClickException(exc.message) from exc
+    finally:
+        if locked:
+            try:
+                lock.release()
+            except RedisError:
+                pass
     click.echo(json.dumps(total.as_json(), ensure_ascii=False))
 
 

@@ -20,6 +20,19 @@ def _int(name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, got {value!r}") from exc
 
 
+def _ints(name: str, default: list[int]) -> list[int]:
+    value = os.environ.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        numbers = [int(part) for part in value.split(",")]
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be comma-separated whole numbers, got {value!r}") from exc
+    if not numbers or min(numbers) < 0:
+        raise ConfigError(f"{name} must list at least one number of 0 or more")
+    return numbers
+
+
 def read_or_create_secret(path: Path, make) -> str:
     """Return the secret kept in `path`, creating it (mode 0600) on first use.
 
@@ -78,4 +91,15 @@ def load_config(instance_path: str) -> dict:
         "IMAP_TIMEOUT": _int("ROLSYNC_IMAP_TIMEOUT", 30),
         "IMPORT_JOB_TIMEOUT": _int("ROLSYNC_IMPORT_JOB_TIMEOUT", 1800),
         "POLL_INTERVAL_MINUTES": _int("ROLSYNC_POLL_INTERVAL_MINUTES", 5),
+        # Seconds win over minutes when both are set (tests poll every few seconds).
+        "POLL_INTERVAL_SECONDS": _int("ROLSYNC_POLL_INTERVAL_SECONDS", 60 * _int("ROLSYNC_POLL_INTERVAL_MINUTES", 5)),
+        # How often each worker's scheduler looks for mailboxes that are due.
+        "SCHEDULE_TICK_SECONDS": _int("ROLSYNC_SCHEDULE_TICK_SECONDS", 30),
+        # The per-mailbox lock expires this long after its holder stops renewing it.
+        "IMPORT_LOCK_SECONDS": _int("ROLSYNC_IMPORT_LOCK_SECONDS", 60),
+        # One job runs import runs for at most this long, then hands over.
+        "IMPORT_RUN_SECONDS": _int("ROLSYNC_IMPORT_RUN_SECONDS", 600),
+        "IMPORT_RETRY_DELAYS": _ints("ROLSYNC_IMPORT_RETRY_DELAYS", [30, 120, 600]),
+        "AUTH_FAILURES_BEFORE_PAUSE": _int("ROLSYNC_AUTH_FAILURES_BEFORE_PAUSE", 3),
+        "UIDVALIDITY_CHANGES_BEFORE_PAUSE": _int("ROLSYNC_UIDVALIDITY_CHANGES_BEFORE_PAUSE", 3),
     }

@@ -9,32 +9,31 @@ message is never skipped because a later one was saved first.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
+from rolsync import notes
 from rolsync.crypto import SecretBox
 from rolsync.documents import DocumentStore
+from rolsync.accounts import pause_account, record_auth_failure
+from rolsync.mail.errors import AuthFailed, FolderNotFound
 from rolsync.mail.imap import FetchedMessage, ImapSettings, MailboxSession, Security
 from rolsync.mail.parse import MessageUnreadable, ParsedMessage, parse_message, snippet
 from rolsync.matching import Matches, RecordRef, find_records
 from rolsync.models import (
     Direction,
-    Document,
     FolderState,
     ImportedMessage,
     ImportRun,
     ImportWarning,
     MailAccount,
-    Note,
     Outcome,
-    RecordKind,
-    StoredFile,
     WarningKind,
     WarningStatus,
     utcnow,
@@ -45,6 +44,20 @@ from rolsync.rules.store import active_rules
 log = logging.getLogger(__name__)
 
 FOLDER_ROLES = ("inbox", "sent")
+UIDVALIDITY_WINDOW = timedelta(hours=24)
+
+
+class UidValidityUnstable(Exception):
+    """A folder keeps changing its UIDVALIDITY: the account is paused rather than re-read forever."""
+
+    def __init__(self, folder: str, changes: int):
+        self.folder = folder
+        self.changes = changes
+        self.message = (f"The folder {folder} changed its UIDVALIDITY {changes} times within a day, so "
+                        "importing is paused to avoid reading it again and again. Ask the mail server's "
+                        "administrator whether the mailbox is being migrated, then resume the import.")
+        self.hint = None
+        super().__init__(self.message)
 
 # Database trouble is not the message's fault: stop the run and let the next
 # one retry from the watermark rather than marking good mail as failed.
@@ -134,16 +147,7 @@ def dedupe_key(parsed: ParsedMessage | None, fetched: FetchedMessage, content_ha
 
 def message_key(parsed: ParsedMessage | None, content_hash: str) -> str:
     """The identity of a message across mailboxes: Message-ID, else a content hash."""
-    if parsed is not None and parsed.message_id:
-        return f"mid:{parsed.message_id[:480]}"
-    return f"sha:{content_hash}"
-
-
-def _insert_ignore(session: Session, model, values: dict) -> None:
-    """INSERT … ON CONFLICT DO NOTHING, which both supported databases speak."""
-    dialect = session.get_bind().dialect.name
-    module = postgresql if dialect == "postgresql" else sqlite
-    session.execute(module.insert(model).values(**values).on_conflict_do_nothing())
+    return notes.message_key(parsed) if parsed is not None else f"sha:{content_hash}"
 
 
 class AccountImporter:
@@ -161,6 +165,8 @@ class AccountImporter:
         fetch_batch: int = 50,
         timeout: float = 30.0,
         progress: Callable[[int, int], None] | None = None,
+        deadline: float | None = None,
+        uidvalidity_limit: int = 3,
     ):
         self.session = session
         self.account = account
@@ -172,6 +178,8 @@ class AccountImporter:
         self.fetch_batch = fetch_batch
         self.timeout = timeout
         self.progress = progress or (lambda done, total: None)
+        self.deadline = deadline  # time.monotonic() after which the run hands over
+        self.uidvalidity_limit = uidvalidity_limit
         self.own = self.rules.own_domains(account.host, account.account_email)
         self.own_addresses = {a.lower() for a in (account.account_email, account.user.email) if "@" in a}
 
@@ -181,54 +189,73 @@ class AccountImporter:
         result = ImportResult()
         settings = settings_for(self.account, self.secrets, self.timeout)
         with MailboxSession(settings) as mailbox:
-            folders = mailbox.find_folders()
-            plans = []
+            folders = self._known_folders() or mailbox.find_folders()
             budget = self.max_messages
+            done = total = 0
             for role in FOLDER_ROLES:
                 name = folders.get(role)
-                result.folders[role] = FolderCounts(name)
+                if name is None and role == "sent":
+                    name = mailbox.find_folders().get("sent")  # it may have been created since
+                counts = result.folders[role] = FolderCounts(name)
                 if name is None:
                     self._note_missing_sent_folder()
                     continue
                 state = self._folder_state(role, name)
-                uids = self._uids_to_read(mailbox, state, role)
+                try:
+                    status = mailbox.status(name)
+                except FolderNotFound:
+                    # Renamed or deleted on the server: find the folder again.
+                    name = mailbox.find_folders().get(role)
+                    counts.name = name
+                    if name is None:
+                        continue
+                    state.name = name
+                    status = mailbox.status(name)
+                if status.uidvalidity == state.uidvalidity and status.uidnext == state.caught_up_uidnext:
+                    continue  # the cheap poll: nothing arrived since we last read to the end
+                uids, uidnext = self._uids_to_read(mailbox, state, role)
                 take = uids[:budget]
                 budget -= len(take)
-                if len(take) < len(uids):
-                    result.more = True
-                plans.append((role, state, take))
-            total = sum(len(take) for _, _, take in plans)
-            done = 0
-            self.progress(done, total)
-            for role, state, take in plans:
-                if not take:
-                    continue
-                counts = result.folders[role]
+                total += len(take)
+                self.progress(done, total)
                 direction = Direction.RECEIVED if role == "inbox" else Direction.SENT
-                if mailbox.examine(state.name).uidvalidity != state.uidvalidity:
-                    result.more = True  # renumbered while we looked elsewhere: next run rescans
-                    continue
+                finished = len(take) == len(uids)
                 for fetched in mailbox.fetch(take, batch_size=self.fetch_batch):
                     self._import_fetched(fetched, state, direction, counts)
                     done += 1
                     self.progress(done, total)
-                if take and state.last_uid < take[-1]:
-                    # UIDs expunged between SEARCH and FETCH: nothing to wait for.
-                    state.last_uid = take[-1]
-                    self.session.commit()
+                    if self.deadline is not None and time.monotonic() > self.deadline and done < total:
+                        finished = False
+                        break
+                else:
+                    if take and state.last_uid < take[-1]:
+                        # UIDs expunged between SEARCH and FETCH: nothing to wait for.
+                        state.last_uid = take[-1]
+                if finished:
+                    state.caught_up_uidnext = uidnext
+                else:
+                    result.more = True
+                self.session.commit()
         return result
+
+    def _known_folders(self) -> dict[str, str] | None:
+        """The folder names found before, so a poll needs no LIST."""
+        states = self.session.scalars(select(FolderState).where(FolderState.account_id == self.account.id))
+        known = {state.role: state.name for state in states}
+        return known if set(known) == set(FOLDER_ROLES) else None
 
     def _folder_state(self, role: str, name: str) -> FolderState:
         state = self.session.scalar(
             select(FolderState).where(FolderState.account_id == self.account.id, FolderState.role == role)
         )
         if state is None:
-            state = FolderState(account_id=self.account.id, role=role, name=name, last_uid=0, floor_uid=0)
+            state = FolderState(account_id=self.account.id, role=role, name=name, last_uid=0, floor_uid=0,
+                                uidvalidity_changes=0)
             self.session.add(state)
         state.name = name
         return state
 
-    def _uids_to_read(self, mailbox: MailboxSession, state: FolderState, role: str) -> list[int]:
+    def _uids_to_read(self, mailbox: MailboxSession, state: FolderState, role: str) -> tuple[list[int], int]:
         status = mailbox.examine(state.name)
         if state.uidvalidity is None:
             # First run: only the newest N; everything older stays out for good.
@@ -238,15 +265,32 @@ class AccountImporter:
             state.uidvalidity = status.uidvalidity
             state.last_uid = 0
         elif state.uidvalidity != status.uidvalidity:
+            self._uidvalidity_changed(state)
             # The server renumbered the folder: read it again from the start.
             # The ledger keeps out what was imported, floor_date what is too old.
             log.info("UIDVALIDITY of %s changed for account %s; rescanning", state.name, self.account.id)
             state.uidvalidity = status.uidvalidity
             state.last_uid = 0
             state.floor_uid = 0
+            state.caught_up_uidnext = None
         state.uidnext = status.uidnext
         self.session.commit()
-        return [uid for uid in mailbox.uids_after(state.last_uid) if uid >= state.floor_uid]
+        uids = [uid for uid in mailbox.uids_after(state.last_uid) if uid >= state.floor_uid]
+        return uids, status.uidnext
+
+    def _uidvalidity_changed(self, state: FolderState) -> None:
+        """Count renumberings; a folder that keeps renumbering trips the breaker.
+
+        Each change means reading the whole folder again, so a server that
+        changes UIDVALIDITY on every session would have us re-fetch forever.
+        """
+        now = utcnow()
+        recent = state.uidvalidity_changed_at and now - _aware(state.uidvalidity_changed_at) < UIDVALIDITY_WINDOW
+        state.uidvalidity_changes = (state.uidvalidity_changes or 0) + 1 if recent else 1
+        state.uidvalidity_changed_at = now
+        if state.uidvalidity_changes > self.uidvalidity_limit:
+            self.session.commit()
+            raise UidValidityUnstable(state.name, state.uidvalidity_changes)
 
     def _note_missing_sent_folder(self) -> None:
         exists = self.session.scalar(
@@ -400,50 +444,11 @@ class AccountImporter:
 
     def _save_notes(self, parsed: ParsedMessage, folder: str, direction: Direction,
                     records: list[RecordRef]) -> int:
-        key = message_key(parsed, parsed.content_hash)
-        kept = [a for a in parsed.attachments if self.rules.decide_attachment(
-            filename=a.filename, content_type=a.content_type, size=a.size,
-            is_image=a.is_image, inline=a.inline).keep]
-        created = 0
-        for record in records:
-            column = Note.contact_id if record.kind is RecordKind.CONTACT else Note.candidate_id
-            exists = self.session.scalar(select(Note.id).where(column == record.id, Note.message_key == key))
-            if exists is not None:
-                continue  # mail two consultants both received shows once on the record
-            note = Note(
-                user_id=self.user_id,
-                message_key=key,
-                message_id=parsed.message_id,
-                folder=folder,
-                direction=direction.value,
-                subject=parsed.subject,
-                sent_at=parsed.date,
-                from_addr=parsed.from_addr or "",
-                to_addrs=", ".join(parsed.to),
-                cc_addrs=", ".join(parsed.cc),
-                body=parsed.text,
-            )
-            if record.kind is RecordKind.CONTACT:
-                note.contact_id = record.id
-            else:
-                note.candidate_id = record.id
-            for attachment in kept:
-                self._store_bytes(attachment.data, attachment.sha256)
-                note.documents.append(Document(
-                    sha256=attachment.sha256,
-                    filename=attachment.filename,
-                    content_type=attachment.content_type,
-                    size=attachment.size,
-                ))
-            self.session.add(note)
-            created += 1
-        self.session.flush()
-        return created
+        return notes.save_message_as_notes(self.session, self.store, self.rules, parsed, user_id=self.user_id,
+                                           folder=folder, direction=direction, records=records)
 
     def _store_bytes(self, data: bytes, sha256: str | None = None) -> str:
-        digest = self.store.put(data, sha256)
-        _insert_ignore(self.session, StoredFile, {"sha256": digest, "size": len(data), "created_at": utcnow()})
-        return digest
+        return notes.store_bytes(self.session, self.store, data, sha256)
 
     def _add_ledger(self, key: str, parsed: ParsedMessage | None, fetched: FetchedMessage,
                     state: FolderState, outcome: MessageOutcome) -> None:
@@ -601,8 +606,15 @@ def import_account(
     timeout: float = 30.0,
     job_id: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    deadline: float | None = None,
+    uidvalidity_limit: int = 3,
+    auth_failure_limit: int = 3,
 ) -> ImportResult:
-    """One bounded import run of an account, recorded as an ImportRun."""
+    """One bounded import run of an account, recorded as an ImportRun.
+
+    A refused login is counted, and pauses the account at `auth_failure_limit`
+    in a row; a folder that keeps renumbering pauses it too. Both re-raise.
+    """
     run = ImportRun(account_id=account.id, job_id=job_id)
     session.add(run)
     session.commit()
@@ -610,7 +622,8 @@ def import_account(
     try:
         result = AccountImporter(
             session, account, secrets=secrets, store=store, max_messages=max_messages,
-            fetch_batch=fetch_batch, timeout=timeout, progress=progress,
+            fetch_batch=fetch_batch, timeout=timeout, progress=progress, deadline=deadline,
+            uidvalidity_limit=uidvalidity_limit,
         ).run()
     except Exception as exc:
         session.rollback()
@@ -619,6 +632,10 @@ def import_account(
         run.error = _describe(exc)
         account.last_run_at = run.finished_at
         account.last_error = run.error
+        if isinstance(exc, AuthFailed):
+            record_auth_failure(session, account, auth_failure_limit)
+        elif isinstance(exc, UidValidityUnstable):
+            pause_account(session, account, WarningKind.UIDVALIDITY_UNSTABLE, exc.message)
         session.commit()
         raise
     run = session.get(ImportRun, run_id)
@@ -626,6 +643,7 @@ def import_account(
     run.counts = result.as_json()
     account.last_run_at = run.finished_at
     account.last_error = None
+    account.auth_failures = 0
     session.commit()
     return result
 

@@ -1,30 +1,52 @@
-"""RQ jobs: the import of one mailbox, run by `worker.py`.
+"""RQ jobs: the import of one mailbox, and the dispatcher that schedules imports.
 
 Jobs take ids only and open their own app context and database session, so
 nothing secret goes into a job's arguments and nothing is shared across the
 fork between a worker and its work horse.
+
+One import per mailbox at a time, on any number of workers and machines:
+
+* the job id is fixed per account (`import-account-<id>`), and enqueueing
+  while that job is queued, scheduled or running is a no-op;
+* the job holds a Redis lock with a token (`rolsync:import-lock:<id>`) while it
+  imports, renewed as messages are saved and expiring `IMPORT_LOCK_SECONDS`
+  after a crash; a job that finds the lock taken does nothing;
+* a job RQ still lists as started while nobody holds the lock is abandoned (its
+  worker died), and may be replaced; the import is idempotent, so the retry is
+  harmless.
+
+Failures: transient IMAP trouble (timeouts, dropped connections, throttling)
+returns an RQ `Retry` with a growing delay that honours the server's
+suggested back-off, a bounded number of times; then the job fails and the
+next scheduled run tries again. Authentication failures are not retried:
+after `AUTH_FAILURES_BEFORE_PAUSE` in a row the account is paused with an
+`auth_failed` warning until the user saves new credentials. Anything else is
+re-raised so RQ records it (and, for a job whose worker died, retries it).
 """
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
+from datetime import timedelta
 
-from flask import Flask
-from redis import Redis
-from rq import Queue, get_current_job
+from flask import Flask, current_app, has_app_context
+from rq import Queue, Retry, get_current_job
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from rolsync.models import MailAccount
+from rolsync.models import MailAccount, utcnow
 
 log = logging.getLogger(__name__)
 
 ACTIVE_STATUSES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 LOCK_KEY = "rolsync:import-lock:{account_id}"
-# A run hands over to a new job after this long, well inside RQ's job timeout.
-RUN_TIME_BUDGET_SECONDS = 600
+JOB_PREFIX = "import-account-"
+# A job whose worker died is retried this many times by RQ (see module doc).
+ABANDONED_RETRIES = 3
 
 _app: Flask | None = None
 
@@ -45,11 +67,19 @@ def _get_app() -> Flask:
 
 
 def job_id_for(account_id: int) -> str:
-    return f"import-account-{account_id}"
+    return f"{JOB_PREFIX}{account_id}"
+
+
+def lock_key(account_id: int) -> str:
+    return LOCK_KEY.format(account_id=account_id)
 
 
 def enabled_accounts(session: Session) -> list[MailAccount]:
-    return list(session.scalars(select(MailAccount).where(MailAccount.enabled.is_(True)).order_by(MailAccount.id)))
+    return list(session.scalars(
+        select(MailAccount)
+        .where(MailAccount.enabled.is_(True), MailAccount.paused.is_(False))
+        .order_by(MailAccount.id)
+    ))
 
 
 def enqueue_import(queue: Queue, account_id: int) -> tuple[Job, bool]:
@@ -57,16 +87,23 @@ def enqueue_import(queue: Queue, account_id: int) -> tuple[Job, bool]:
     job_id = job_id_for(account_id)
     try:
         existing = Job.fetch(job_id, connection=queue.connection)
-        if existing.get_status(refresh=True) in ACTIVE_STATUSES:
+        status = existing.get_status(refresh=True)
+        abandoned = status == JobStatus.STARTED and not queue.connection.exists(lock_key(account_id))
+        if status in ACTIVE_STATUSES and not abandoned:
             return existing, False
+        if abandoned:
+            # Its worker died (the lock expired); RQ would notice only later.
+            StartedJobRegistry(queue=queue).remove_executions(existing)
         existing.delete()
     except NoSuchJobError:
         pass
+    delays = current_app.config["IMPORT_RETRY_DELAYS"] if has_app_context() else [30, 120, 600]
     try:
         job = queue.enqueue(
             import_account_job, account_id, job_id=job_id, unique=True,
             description=f"import mailbox of account {account_id}",
             result_ttl=24 * 3600, failure_ttl=7 * 24 * 3600,
+            retry=Retry(max=ABANDONED_RETRIES, interval=delays),
         )
     except DuplicateJobError:
         # Someone else queued it between our check and our enqueue.
@@ -74,11 +111,10 @@ def enqueue_import(queue: Queue, account_id: int) -> tuple[Job, bool]:
     return job, True
 
 
-def import_account_job(account_id: int) -> dict:
-    """Import an account's new mail; bounded runs until it is caught up or out of time."""
+def import_account_job(account_id: int) -> dict | Retry:
+    """Import an account's new mail: bounded runs until caught up or out of time."""
     from rolsync import services
     from rolsync.extensions import db
-    from rolsync.importer import ImportResult, import_account
 
     app = _get_app()
     with app.app_context():
@@ -86,41 +122,161 @@ def import_account_job(account_id: int) -> dict:
         db.engine.dispose(close=False)
         svc = services.get()
         job = get_current_job()
-        lock = svc.redis.lock(LOCK_KEY.format(account_id=account_id), timeout=RUN_TIME_BUDGET_SECONDS * 3,
-                              blocking=False)
+        lock = svc.redis.lock(lock_key(account_id), timeout=app.config["IMPORT_LOCK_SECONDS"], blocking=False)
         if not lock.acquire():
             log.info("account %s is being imported by another worker; nothing to do", account_id)
             return {"skipped": "another import of this mailbox is running"}
         try:
-            account = db.session.get(MailAccount, account_id)
-            if account is None or not account.enabled:
-                return {"skipped": "the mailbox is gone or switched off"}
-            started = time.monotonic()
-            total = ImportResult()
-
-            def progress(done: int, count: int) -> None:
-                if job is not None:
-                    job.meta["progress"] = {"done": done, "total": count}
-                    job.save_meta()
-
-            while True:
-                result = import_account(
-                    db.session, account, secrets=svc.secrets, store=svc.documents,
-                    max_messages=app.config["IMPORT_RUN_MESSAGES"], fetch_batch=app.config["IMPORT_FETCH_BATCH"],
-                    timeout=app.config["IMAP_TIMEOUT"], job_id=job.id if job else None, progress=progress,
-                )
-                total.add(result)
-                lock.reacquire()
-                if not result.more or time.monotonic() - started > RUN_TIME_BUDGET_SECONDS:
-                    break
-            return {**total.as_json(), "more": total.more}
+            return _import_with_lock(app, db.session, svc, job, account_id, lock)
         finally:
             try:
                 lock.release()
-            except Exception:  # the lock expired; nothing of ours to release
+            except Exception:  # it expired: a renewal came too late, nothing of ours to release
                 log.warning("import lock of account %s had expired", account_id)
             db.session.remove()
 
 
-def redis_from_url(url: str) -> Redis:
-    return Redis.from_url(url)
+def _import_with_lock(app, session, svc, job, account_id: int, lock) -> dict | Retry:
+    from rolsync.importer import ImportResult, UidValidityUnstable, import_account
+    from rolsync.mail.errors import AuthFailed, MailError
+
+    account = session.get(MailAccount, account_id)
+    if account is None or not account.enabled:
+        return {"skipped": "the mailbox is gone or switched off"}
+    if account.paused:
+        return {"skipped": f"the mailbox is paused: {account.paused_reason}"}
+    config = app.config
+    renew_every = max(config["IMPORT_LOCK_SECONDS"] / 3, 1)
+    last_renewal = time.monotonic()
+
+    def progress(done: int, total: int) -> None:
+        nonlocal last_renewal
+        if time.monotonic() - last_renewal >= renew_every:
+            lock.reacquire()  # raises LockNotOwnedError if it expired: stop, another may own it now
+            last_renewal = time.monotonic()
+        if job is not None:
+            job.meta["progress"] = {"done": done, "total": total}
+            job.save_meta()
+
+    deadline = time.monotonic() + config["IMPORT_RUN_SECONDS"]
+    total = ImportResult()
+    try:
+        while True:
+            result = import_account(
+                session, account, secrets=svc.secrets, store=svc.documents,
+                max_messages=config["IMPORT_RUN_MESSAGES"], fetch_batch=config["IMPORT_FETCH_BATCH"],
+                timeout=config["IMAP_TIMEOUT"], job_id=job.id if job else None, progress=progress,
+                deadline=deadline, uidvalidity_limit=config["UIDVALIDITY_CHANGES_BEFORE_PAUSE"],
+                auth_failure_limit=config["AUTH_FAILURES_BEFORE_PAUSE"],
+            )
+            total.add(result)
+            progress(0, 0)
+            if not result.more or time.monotonic() > deadline:
+                break
+    except (AuthFailed, UidValidityUnstable):
+        # Counted (and the account paused) by the importer; retrying would only repeat it.
+        _no_rq_retry(job)
+        raise
+    except MailError as exc:
+        if not exc.transient:
+            _no_rq_retry(job)
+            raise
+        delays = config["IMPORT_RETRY_DELAYS"]
+        attempt = (job.number_of_retries or 0) if job is not None else 0
+        delay = max(delays[min(attempt, len(delays) - 1)], getattr(exc, "retry_after", None) or 0)
+        log.warning("account %s: %s; retrying in %ss", account_id, exc.code, delay)
+        return Retry(max=len(delays), interval=delay)
+    if total.more:
+        # Out of time with mail left: continue in a fresh job once this one has ended.
+        queue = svc.queue
+        queue.enqueue_in(timedelta(seconds=1), continue_import_job, account_id,
+                         job_id=f"{job_id_for(account_id)}-next", result_ttl=600)
+    return {**total.as_json(), "more": total.more}
+
+
+def continue_import_job(account_id: int) -> str:
+    """Hand an unfinished import over to a new import job."""
+    from rolsync import services
+
+    app = _get_app()
+    with app.app_context():
+        job, _created = enqueue_import(services.get().queue, account_id)
+        return job.id
+
+
+def _no_rq_retry(job: Job | None) -> None:
+    """This failure is not the worker's: do not let RQ's crash retries repeat it."""
+    if job is not None:
+        job.retries_left = 0
+
+
+def due_accounts(session: Session, default_interval: int) -> list[MailAccount]:
+    """Enabled, unpaused accounts whose last run is at least their interval ago."""
+    now = utcnow()
+    due = []
+    for account in enabled_accounts(session):
+        interval = timedelta(seconds=account.poll_interval_seconds or default_interval)
+        last = account.last_run_at
+        if last is None or now - (last if last.tzinfo else last.replace(tzinfo=now.tzinfo)) >= interval:
+            due.append(account)
+    return due
+
+
+def dispatch_due_imports() -> list[str]:
+    """The scheduled job: queue an import for every account that is due.
+
+    Every worker's scheduler may run this; enqueue_import makes repeats no-ops.
+    """
+    from rolsync import services
+    from rolsync.extensions import db
+
+    app = _get_app()
+    with app.app_context():
+        db.engine.dispose(close=False)
+        try:
+            queued = []
+            for account in due_accounts(db.session, app.config["POLL_INTERVAL_SECONDS"]):
+                job, created = enqueue_import(services.get().queue, account.id)
+                if created:
+                    queued.append(job.id)
+            return queued
+        finally:
+            db.session.remove()
+
+
+@dataclass
+class QueueEntry:
+    job_id: str
+    account_id: int | None
+    status: str
+    enqueued_at: object
+    started_at: object
+    ended_at: object
+    progress: dict | None
+    error: str | None
+
+
+def queue_overview(queue: Queue) -> dict[str, list[QueueEntry]]:
+    """Queued, scheduled, running and failed import jobs, for the admin panel."""
+    groups = {
+        "queued": queue.get_job_ids(),
+        "scheduled": ScheduledJobRegistry(queue=queue).get_job_ids(),
+        "running": StartedJobRegistry(queue=queue).get_job_ids(),
+        "failed": FailedJobRegistry(queue=queue).get_job_ids(),
+    }
+    overview: dict[str, list[QueueEntry]] = {}
+    for name, ids in groups.items():
+        entries = []
+        for job in Job.fetch_many([i for i in ids if i.startswith(JOB_PREFIX)], connection=queue.connection):
+            if job is None:
+                continue
+            tail = job.id.removeprefix(JOB_PREFIX).split("-")[0]
+            error = None
+            if name == "failed":
+                latest = job.latest_result()
+                error = (latest.exc_string or "").strip().splitlines()[-1:] if latest else None
+                error = error[0] if error else None
+            entries.append(QueueEntry(job.id, int(tail) if tail.isdigit() else None, name, job.enqueued_at,
+                                      job.started_at, job.ended_at, job.meta.get("progress"), error))
+        overview[name] = entries
+    return overview

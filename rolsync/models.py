@@ -13,11 +13,13 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -60,6 +62,7 @@ class WarningKind(str, enum.Enum):
     IMPORT_FAILED = "import_failed"
     NO_SENT_FOLDER = "no_sent_folder"
     AUTH_FAILED = "auth_failed"
+    UIDVALIDITY_UNSTABLE = "uidvalidity_unstable"
 
 
 class WarningStatus(str, enum.Enum):
@@ -78,6 +81,8 @@ class User(UserMixin, db.Model):
     role: Mapped[str] = mapped_column(String(16), default=Role.USER.value)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Shown to admins on the Users page; set by the panel's sign-in.
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     mail_account: Mapped["MailAccount | None"] = relationship(back_populates="user", uselist=False)
 
@@ -114,6 +119,13 @@ class MailAccount(db.Model):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
     last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Seconds between scheduled imports; None takes the deployment's default.
+    poll_interval_seconds: Mapped[int | None] = mapped_column(Integer)
+    # Paused accounts are not polled (e.g. after repeated authentication
+    # failures, which would otherwise get the mailbox locked by its provider).
+    paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    paused_reason: Mapped[str | None] = mapped_column(Text)
+    auth_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     user: Mapped[User] = relationship(back_populates="mail_account")
     folders: Mapped[list["FolderState"]] = relationship(back_populates="account", cascade="all, delete-orphan")
@@ -141,6 +153,12 @@ class FolderState(db.Model):
     # The first run's cap: nothing older than this is ever pulled in later.
     floor_uid: Mapped[int] = mapped_column(BigInteger, default=0)
     floor_date: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # UIDNEXT when the folder was last read to the end: a STATUS answering the
+    # same UIDNEXT and UIDVALIDITY means there is nothing new to fetch.
+    caught_up_uidnext: Mapped[int | None] = mapped_column(BigInteger)
+    # Recent UIDVALIDITY changes, for the circuit breaker.
+    uidvalidity_changes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    uidvalidity_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
     account: Mapped[MailAccount] = relationship(back_populates="folders")
@@ -312,6 +330,10 @@ class ImportedMessage(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+# The dashboard's charts and the history page read the ledger by date.
+Index("ix_imported_messages_created_at", ImportedMessage.created_at)
+
+
 class ImportWarning(db.Model):
     """Something the user has to sort out, e.g. an address shared by two records."""
 
@@ -336,6 +358,11 @@ class ImportWarning(db.Model):
     raw_sha256: Mapped[str | None] = mapped_column(ForeignKey("stored_files.sha256"))
     rule: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Who closed the warning, when and how (attached, attached_all, retried,
+    # dismissed): an audit trail, kept as text like RuleSetVersion.author.
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolved_by: Mapped[str | None] = mapped_column(String(320))
+    resolution: Mapped[str | None] = mapped_column(String(32))
 
     user: Mapped[User] = relationship()
 

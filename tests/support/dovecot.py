@@ -270,6 +270,21 @@ class DovecotServer:
                 if attempt == 2 or "in use" not in self._startup_output():
                     raise
 
+    def restart(self) -> None:
+        """Stop and start again on the same ports, keeping users and mail (a server restart)."""
+        self.stop()
+        self._write_config()
+        for _ in range(50):
+            try:
+                self._launch()
+                return
+            except DovecotError:
+                # The old listener's port may linger for a moment.
+                if "in use" not in self._startup_output():
+                    raise
+                time.sleep(0.1)
+        raise DovecotError("Dovecot did not come back on its ports")
+
     def stop(self) -> None:
         """End the master process and its children; safe to call twice."""
         process, self._process = self._process, None
