@@ -78,7 +78,7 @@ def load_crm(file: str) -> None:
             rows = crm.read_rows(csv.DictReader(fh))
         except crm.CrmLoadError as exc:
             raise click.ClickException(str(exc)) from exc
-    added, unchanged = crm.load_rows(db.session, rows)
+    added, unchanged = crm.load_rows(db.session, rows, services.get().documents)
     db.session.commit()
     click.echo(f"Loaded {added} new record(s); {unchanged} already present")
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from rolsync.documents import DocumentStore
 from rolsync.mail.parse import normalise_address
 from rolsync.models import Candidate, Company, Contact, EmailAddress, RecordKind
 
@@ -69,13 +70,14 @@ def _existing(session: Session, row: CrmRow) -> Contact | Candidate | None:
     )
 
 
-def load_rows(session: Session, rows: Iterable[CrmRow]) -> tuple[int, int]:
+def load_rows(session: Session, rows: Iterable[CrmRow], store: DocumentStore | None = None) -> tuple[int, int]:
     """Add each row as a record unless the same kind, name and address exist already.
 
     Two rows with one address and different names are two records: that is
     how duplicates arrive in a real CRM, and the import warns about them.
     """
     added = unchanged = 0
+    new_addresses = []
     for row in rows:
         if _existing(session, row) is not None:
             unchanged += 1
@@ -88,5 +90,12 @@ def load_rows(session: Session, rows: Iterable[CrmRow]) -> tuple[int, int]:
             record.emails.append(EmailAddress(address=row.email))
         session.add(record)
         session.flush()
+        new_addresses.append(row.email)
         added += 1
+    if new_addresses and store is not None:
+        # Mail held for addresses nobody had ("keep and link it later") now has its record.
+        from rolsync.notes import link_pending
+        from rolsync.rules.store import active_rules
+
+        link_pending(session, store, active_rules(session), new_addresses)
     return added, unchanged

@@ -25,7 +25,7 @@ from rolsync.accounts import pause_account, record_auth_failure
 from rolsync.mail.errors import AuthFailed, FolderNotFound
 from rolsync.mail.imap import FetchedMessage, ImapSettings, MailboxSession, Security
 from rolsync.mail.parse import MessageUnreadable, ParsedMessage, parse_message, snippet
-from rolsync.matching import Matches, RecordRef, find_records
+from rolsync.decisions import decide
 from rolsync.models import (
     Direction,
     FolderState,
@@ -34,11 +34,12 @@ from rolsync.models import (
     ImportWarning,
     MailAccount,
     Outcome,
+    RuleSetVersion,
     WarningKind,
     WarningStatus,
     utcnow,
 )
-from rolsync.rules import AddressAction, AddressDecision, Attach, CompiledRules
+from rolsync.rules import CompiledRules
 from rolsync.rules.store import active_rules
 
 log = logging.getLogger(__name__)
@@ -119,12 +120,6 @@ class MessageOutcome:
     warnings: int = 0
 
 
-@dataclass(frozen=True)
-class Counterpart:
-    address: str
-    header: str  # from, reply_to, to, cc, bcc
-
-
 def settings_for(account: MailAccount, secrets: SecretBox, timeout: float = 30.0) -> ImapSettings:
     """The IMAP settings of an account, with its password decrypted for this use only."""
     return ImapSettings(
@@ -173,6 +168,9 @@ class AccountImporter:
         self.user_id = account.user_id
         self.secrets = secrets
         self.store = store
+        # Without rules given, follow the active version: re-read at every batch,
+        # so a version saved in the panel applies from the next batch on.
+        self._follow_active = rules is None
         self.rules = rules or active_rules(session)
         self.max_messages = max_messages
         self.fetch_batch = fetch_batch
@@ -221,6 +219,8 @@ class AccountImporter:
                 direction = Direction.RECEIVED if role == "inbox" else Direction.SENT
                 finished = len(take) == len(uids)
                 for fetched in mailbox.fetch(take, batch_size=self.fetch_batch):
+                    if done % self.fetch_batch == 0:
+                        self._refresh_rules()
                     self._import_fetched(fetched, state, direction, counts)
                     done += 1
                     self.progress(done, total)
@@ -237,6 +237,14 @@ class AccountImporter:
                     result.more = True
                 self.session.commit()
         return result
+
+    def _refresh_rules(self) -> None:
+        if not self._follow_active:
+            return
+        version = self.session.scalar(select(RuleSetVersion.version).where(RuleSetVersion.active.is_(True)))
+        if version != self.rules.version:
+            self.rules = active_rules(self.session)
+            self.own = self.rules.own_domains(self.account.host, self.account.account_email)
 
     def _known_folders(self) -> dict[str, str] | None:
         """The folder names found before, so a poll needs no LIST."""
@@ -366,19 +374,17 @@ class AccountImporter:
         key = dedupe_key(parsed, fetched, parsed.content_hash)
         if self._in_ledger(key):
             return None
-        if direction is Direction.RECEIVED and parsed.from_addr in self.own_addresses:
-            # The user's own message seen in the Inbox (a copy to self, or a
-            # server that files sent mail there): its counterparts are the
-            # recipients, as for the Sent copy the ledger will then skip.
-            direction = Direction.SENT
-        decided = self._decide(parsed, direction)
-        outcome = MessageOutcome(decided.outcome, decided.reason, decided.rule)
-        if decided.records:
-            outcome.notes_created = self._save_notes(parsed, state.name, direction, decided.records)
+        decision = decide(self.session, self.rules, parsed, direction, own=self.own,
+                          own_addresses=self.own_addresses)
+        outcome = MessageOutcome(decision.outcome, decision.reason, decision.rule)
+        if decision.records:
+            outcome.notes_created = notes.save_message_as_notes(
+                self.session, self.store, self.rules, parsed, user_id=self.user_id, folder=state.name,
+                direction=decision.direction, records=decision.records, kept=decision.kept)
         raw_sha = None
-        for warning in decided.warnings:
-            if raw_sha is None:
-                raw_sha = self._store_bytes(fetched.raw)
+        if decision.warnings or decision.pending:
+            raw_sha = self._store_bytes(fetched.raw)
+        for warning in decision.warnings:
             self.session.add(ImportWarning(
                 user_id=self.user_id,
                 message_key=message_key(parsed, parsed.content_hash),
@@ -392,7 +398,12 @@ class AccountImporter:
                 **warning,
             ))
             outcome.warnings += 1
-        self._add_ledger(key, parsed, fetched, state, outcome)
+        for address in decision.pending:
+            notes.hold_for_record(self.session, user_id=self.user_id, address=address,
+                                  message_key=message_key(parsed, parsed.content_hash), raw_sha256=raw_sha,
+                                  folder=state.name, direction=decision.direction)
+        details = {"dropped": [d.as_json() for d in decision.dropped]} if decision.dropped else None
+        self._add_ledger(key, parsed, fetched, state, outcome, details)
         return outcome
 
     def _in_ledger(self, key: str) -> bool:
@@ -402,56 +413,11 @@ class AccountImporter:
             )
         ) is not None
 
-    def _counterparts(self, parsed: ParsedMessage, direction: Direction) -> list[Counterpart]:
-        if direction is Direction.RECEIVED:
-            return [Counterpart(parsed.from_addr, "from")] if parsed.from_addr else []
-        seen: set[str] = set()
-        found = []
-        for header, addresses in (("to", parsed.to), ("cc", parsed.cc), ("bcc", parsed.bcc)):
-            for address in addresses:
-                if address not in seen:
-                    seen.add(address)
-                    found.append(Counterpart(address, header))
-        return found
-
-    def _ask(self, counterpart: Counterpart, matches: Matches, direction: Direction) -> AddressDecision:
-        return self.rules.decide_address(
-            counterpart.address,
-            own=self.own,
-            contacts=len(matches.contacts),
-            candidates=len(matches.candidates),
-            direction=direction.value,
-            header=counterpart.header,
-        )
-
-    def _decide(self, parsed: ParsedMessage, direction: Direction) -> "_Decided":
-        counterparts = self._counterparts(parsed, direction)
-        reply_to = [a for a in parsed.reply_to if a != parsed.from_addr][:1]
-        lookups = find_records(self.session, [c.address for c in counterparts] + reply_to)
-        decided = _Decided()
-        if not counterparts:
-            decided.skip("no_counterpart", None)
-            return decided
-        for counterpart in counterparts:
-            decision = self._ask(counterpart, lookups[counterpart.address], direction)
-            if decision.reason == "no_match" and direction is Direction.RECEIVED and reply_to:
-                # Job boards relay applications from a no-reply sender with the
-                # candidate in Reply-To.
-                counterpart = Counterpart(reply_to[0], "reply_to")
-                decision = self._ask(counterpart, lookups[counterpart.address], direction)
-            decided.apply(counterpart, decision, lookups[counterpart.address])
-        return decided
-
-    def _save_notes(self, parsed: ParsedMessage, folder: str, direction: Direction,
-                    records: list[RecordRef]) -> int:
-        return notes.save_message_as_notes(self.session, self.store, self.rules, parsed, user_id=self.user_id,
-                                           folder=folder, direction=direction, records=records)
-
     def _store_bytes(self, data: bytes, sha256: str | None = None) -> str:
         return notes.store_bytes(self.session, self.store, data, sha256)
 
     def _add_ledger(self, key: str, parsed: ParsedMessage | None, fetched: FetchedMessage,
-                    state: FolderState, outcome: MessageOutcome) -> None:
+                    state: FolderState, outcome: MessageOutcome, details: dict | None = None) -> None:
         self.session.add(ImportedMessage(
             user_id=self.user_id,
             dedupe_key=key,
@@ -468,6 +434,7 @@ class AccountImporter:
             rule=outcome.rule,
             ruleset_version=self.rules.version,
             notes_created=outcome.notes_created,
+            details=details,
         ))
 
     def _record_unreadable(self, fetched: FetchedMessage, state: FolderState,
@@ -505,83 +472,6 @@ class AccountImporter:
         ))
         self._add_ledger(key, None, fetched, state, outcome)
         return outcome
-
-
-@dataclass
-class _Decided:
-    """What the rules said about a message's addresses, gathered."""
-
-    records: list[RecordRef] = field(default_factory=list)
-    warnings: list[dict] = field(default_factory=list)
-    skip_reasons: list[tuple[str, str | None]] = field(default_factory=list)
-    import_rule: str | None = None
-
-    def skip(self, reason: str, rule: str | None) -> None:
-        self.skip_reasons.append((reason, rule))
-
-    def apply(self, counterpart: Counterpart, decision: AddressDecision, matches: Matches) -> None:
-        if decision.action is AddressAction.SKIP:
-            self.skip(decision.reason, decision.rule)
-            return
-        if decision.action is AddressAction.WARN:
-            records = matches.of_kind(decision.kind) if decision.kind else []
-            kind = WarningKind.DUPLICATE_ADDRESS if decision.reason == "duplicate_address" else WarningKind.NO_MATCH
-            if kind is WarningKind.DUPLICATE_ADDRESS:
-                detail = (f"{counterpart.address} belongs to {len(records)} {decision.kind}s, so the message "
-                          "was not imported. Remove the duplicate address or attach the message to one record.")
-            else:
-                detail = f"No contact or candidate has the address {counterpart.address}."
-            self.warnings.append({
-                "kind": kind.value,
-                "address": counterpart.address,
-                "records": [r.as_json(counterpart.address) for r in records],
-                "detail": detail,
-                "rule": decision.rule,
-            })
-            return
-        candidates = matches.of_kind(decision.kind)
-        if decision.attach is Attach.ALL:
-            chosen = candidates
-        elif decision.attach is Attach.LATEST:
-            chosen = [max(candidates, key=lambda r: (_aware(r.updated_at) if r.updated_at else _EPOCH, r.id))]
-        else:
-            chosen = candidates[:1]
-        for record in chosen:
-            if record not in self.records:
-                self.records.append(record)
-        self.import_rule = self.import_rule or decision.rule
-
-    @property
-    def outcome(self) -> Outcome:
-        if self.records:
-            return Outcome.IMPORTED
-        if self.warnings:
-            return Outcome.WARNED
-        return Outcome.SKIPPED
-
-    @property
-    def reason(self) -> str | None:
-        if self.records:
-            return "matched"
-        if self.warnings:
-            return self.warnings[0]["kind"]
-        reasons = [r for r, _ in self.skip_reasons]
-        # A message is "own domain" only when every counterpart was a colleague.
-        if reasons and all(r == "own_domain" for r in reasons):
-            return "own_domain"
-        return next((r for r in reasons if r != "own_domain"), None)
-
-    @property
-    def rule(self) -> str | None:
-        if self.records:
-            return self.import_rule
-        if self.warnings:
-            return self.warnings[0]["rule"]
-        reason = self.reason
-        return next((rule for r, rule in self.skip_reasons if r == reason), None)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def _aware(value: datetime) -> datetime:

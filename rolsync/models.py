@@ -63,6 +63,7 @@ class WarningKind(str, enum.Enum):
     NO_SENT_FOLDER = "no_sent_folder"
     AUTH_FAILED = "auth_failed"
     UIDVALIDITY_UNSTABLE = "uidvalidity_unstable"
+    CUSTOM_RULE = "custom_rule"
 
 
 class WarningStatus(str, enum.Enum):
@@ -327,11 +328,33 @@ class ImportedMessage(db.Model):
     rule: Mapped[str | None] = mapped_column(String(128))
     ruleset_version: Mapped[int | None] = mapped_column(Integer)
     notes_created: Mapped[int] = mapped_column(Integer, default=0)
+    # The rest of the story for the history: dropped attachments and why.
+    details: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 # The dashboard's charts and the history page read the ledger by date.
 Index("ix_imported_messages_created_at", ImportedMessage.created_at)
+
+
+class PendingMessage(db.Model):
+    """A message from an address no record has yet, kept to be imported onto the record added later.
+
+    Only kept when the no-match rule says "keep and link it later".
+    """
+
+    __tablename__ = "pending_messages"
+    __table_args__ = (UniqueConstraint("user_id", "address", "message_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    address: Mapped[str] = mapped_column(String(320), index=True)
+    message_key: Mapped[str] = mapped_column(String(500))
+    raw_sha256: Mapped[str] = mapped_column(ForeignKey("stored_files.sha256"))
+    folder: Mapped[str] = mapped_column(String(512))
+    direction: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    linked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ImportWarning(db.Model):

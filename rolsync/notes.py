@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from rolsync.documents import DocumentStore
 from rolsync.mail.parse import Attachment, ParsedMessage
 from rolsync.matching import RecordRef
-from rolsync.models import Direction, Document, Note, RecordKind, StoredFile, utcnow
+from rolsync.models import Direction, Document, Note, PendingMessage, RecordKind, StoredFile, utcnow
 from rolsync.rules import CompiledRules
 
 
@@ -44,14 +44,17 @@ def store_bytes(session: Session, store: DocumentStore, data: bytes, sha256: str
 
 def kept_attachments(rules: CompiledRules, parsed: ParsedMessage) -> list[Attachment]:
     """The attachments the rules keep as documents (by default: everything but images)."""
+    from rolsync.decisions import message_facts
+
+    facts = message_facts(parsed)
     return [a for a in parsed.attachments if rules.decide_attachment(
         filename=a.filename, content_type=a.content_type, size=a.size,
-        is_image=a.is_image, inline=a.inline).keep]
+        is_image=a.is_image, inline=a.inline, message=facts).keep]
 
 
 def save_message_as_notes(session: Session, store: DocumentStore, rules: CompiledRules, parsed: ParsedMessage, *,
                           user_id: int, folder: str, direction: Direction,
-                          records: Iterable[RecordRef]) -> int:
+                          records: Iterable[RecordRef], kept: list[Attachment] | None = None) -> int:
     """Add a note of `parsed` (and its kept attachments) to each record; returns how many notes were new.
 
     A record that already holds a note of this message is left alone: mail
@@ -60,7 +63,8 @@ def save_message_as_notes(session: Session, store: DocumentStore, rules: Compile
     """
     key = message_key(parsed)
     records = list(records)
-    kept = kept_attachments(rules, parsed) if records else []
+    if kept is None:
+        kept = kept_attachments(rules, parsed) if records else []
     created = 0
     for record in records:
         column = Note.contact_id if record.kind is RecordKind.CONTACT else Note.candidate_id
@@ -93,5 +97,48 @@ def save_message_as_notes(session: Session, store: DocumentStore, rules: Compile
             ))
         session.add(note)
         created += 1
+    session.flush()
+    return created
+
+
+def hold_for_record(session: Session, *, user_id: int, address: str, message_key: str, raw_sha256: str,
+                    folder: str, direction: Direction) -> None:
+    """Keep a message from an unknown address until a record with that address exists."""
+    dialect = session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    session.execute(module.insert(PendingMessage).values(
+        user_id=user_id, address=address, message_key=message_key, raw_sha256=raw_sha256, folder=folder,
+        direction=direction.value, created_at=utcnow(),
+    ).on_conflict_do_nothing())
+
+
+def link_pending(session: Session, store: DocumentStore, rules: CompiledRules, addresses: Iterable[str]) -> int:
+    """Import held messages onto the records that now have their addresses; returns notes made.
+
+    Contacts first, then candidates, as the import decides; an address that
+    still belongs to several records stays held.
+    """
+    from rolsync.mail.parse import parse_message
+    from rolsync.matching import find_records
+
+    wanted = sorted(set(addresses))
+    if not wanted:
+        return 0
+    held = list(session.scalars(select(PendingMessage).where(
+        PendingMessage.address.in_(wanted), PendingMessage.linked_at.is_(None))))
+    if not held:
+        return 0
+    lookups = find_records(session, [p.address for p in held])
+    created = 0
+    for pending in held:
+        matches = lookups[pending.address]
+        records = matches.contacts or matches.candidates
+        if len(records) != 1:
+            continue
+        parsed = parse_message(store.read(pending.raw_sha256))
+        created += save_message_as_notes(session, store, rules, parsed, user_id=pending.user_id,
+                                         folder=pending.folder, direction=Direction(pending.direction),
+                                         records=records)
+        pending.linked_at = utcnow()
     session.flush()
     return created

@@ -4,25 +4,32 @@ How rules combine
 -----------------
 The import posts one plain-JSON event per question:
 
-* one ``address`` event per counterpart address of a message: import it onto
-  which kind of record, skip it (and why), or warn;
+* one ``message`` event per message: skip it, hold it with a warning, send it
+  to a named record, or go on to its addresses;
+* one ``address`` event per counterpart address: import it onto which kind of
+  record, skip it (and why), or warn;
 * one ``attachment`` event per attachment of a message that is imported:
   keep it as a document or drop it (and why).
 
 Every rule of the set becomes one durable_rules rule with a priority (`pri`,
 lower runs first). An event is consumed by the first rule that matches it, so
 for each event **the matching rule with the best priority decides, and only
-that one**. The order is the seed's order of reasoning:
+that one**; there are no conflicts to settle. Custom rules come first, in
+the admin's order, then the built-in rules in the seed's order of reasoning:
 
-    address:    own domain (10)  >  one contact (20)  >  several contacts (21)
-                >  one candidate (30)  >  several candidates (31)
-                >  no match (1000, the fallback)
-    attachment: image rules (10-12)  >  too large (20)  >  blocked type (30)
-                >  keep (1000, the fallback)
+    message:    custom rules (100+, in order)  >  automatic mail (500)
+                >  continue (1000, the fallback)
+    address:    blocked (5)  >  own domain (10)  >  one contact (20)
+                >  several contacts (21)  >  one candidate (30)
+                >  several candidates (31)  >  no match (1000, the fallback)
+    attachment: custom drop rules (50+, in order)  >  image rules (100-102)
+                >  too large (110)  >  blocked type (120)  >  keep (1000)
 
 Contacts come before candidates because a contact with the address decides
 even when candidates share it too. Every stage ends in a fallback rule that
 matches anything, so no event goes unhandled (durable_rules raises on those).
+A custom rule's conditions are tested in Python (`conditions.py`) and posted
+as boolean facts; durable_rules combines them (all/any) and picks the rule.
 
 durable_rules keeps global state in C and its host starts timer threads that
 do not survive a fork. So the host is created lazily in the process that
@@ -40,6 +47,7 @@ from dataclasses import dataclass
 
 from durable import engine as durable_engine
 
+from rolsync.rules.conditions import AttachmentFacts, MessageFacts, holds
 from rolsync.rules.definition import fingerprint, validate
 from rolsync.rules.domains import address_domain, in_domains, own_domains
 
@@ -50,6 +58,7 @@ class AddressAction(str, enum.Enum):
     IMPORT = "import"
     SKIP = "skip"
     WARN = "warn"
+    KEEP = "keep"  # no record yet: hold the message for the record added later
 
 
 class Attach(str, enum.Enum):
@@ -69,6 +78,21 @@ class AddressDecision:
     attach: Attach = Attach.ONE
 
 
+class MessageAction(str, enum.Enum):
+    CONTINUE = "continue"
+    SKIP = "skip"
+    WARN = "warn"
+    SEND_TO_RECORD = "send_to_record"
+
+
+@dataclass(frozen=True)
+class MessageDecision:
+    action: MessageAction
+    reason: str  # continue, custom, automatic
+    rule: str
+    record: dict | None = None  # for send_to_record: {"kind", "email"}
+
+
 @dataclass(frozen=True)
 class AttachmentDecision:
     keep: bool
@@ -81,10 +105,33 @@ def _when(stage: str, *conditions: dict) -> dict:
     return {"m": {"$and": [{"stage": stage}, *conditions]}}
 
 
+def _custom_condition(index: int, rule: dict) -> dict:
+    facts = [{f"c_{index}_{j}": True} for j in range(len(rule["conditions"]))]
+    return {"$and" if rule["match"] == "all" else "$or": facts}
+
+
 def _rules_for(definition: dict) -> dict[str, tuple[int, dict, dict]]:
     """rule name -> (priority, condition, decision) for one validated rule set."""
     rules: dict[str, tuple[int, dict, dict]] = {}
 
+    for i, custom in enumerate(definition["custom_rules"]):
+        if not custom["enabled"]:
+            continue
+        label = f"custom: {custom['name']}"
+        if custom["action"] == "drop_attachment":
+            rules[f"custom_{i}"] = (50 + i, _when("attachment", _custom_condition(i, custom)),
+                                    {"keep": False, "reason": "custom", "label": label})
+        else:
+            rules[f"custom_{i}"] = (100 + i, _when("message", _custom_condition(i, custom)),
+                                    {"action": custom["action"], "reason": "custom", "label": label,
+                                     "record": custom.get("record")})
+    if definition["automatic_mail"]["skip"]:
+        rules["automatic_mail"] = (500, _when("message", {"automatic": True}),
+                                   {"action": "skip", "reason": "automatic"})
+    rules["continue"] = (FALLBACK_PRIORITY, {"m": {"stage": "message"}}, {"action": "continue", "reason": "continue"})
+
+    if definition["blocked"]["addresses"]:
+        rules["blocked_addresses"] = (5, _when("address", {"blocked": True}), {"action": "skip", "reason": "blocked"})
     if definition["own_domain"]["enabled"]:
         rules["own_domain"] = (10, _when("address", {"own_domain": True}),
                                {"action": "skip", "reason": "own_domain"})
@@ -104,21 +151,21 @@ def _rules_for(definition: dict) -> dict[str, tuple[int, dict, dict]]:
 
     images = definition["images"]
     if images["mode"] == "exclude_all":
-        rules["exclude_images"] = (10, _when("attachment", {"is_image": True}),
+        rules["exclude_images"] = (100, _when("attachment", {"is_image": True}),
                                    {"keep": False, "reason": "image"})
     elif images["mode"] == "exclude_inline":
-        rules["exclude_inline_images"] = (10, _when("attachment", {"is_image": True}, {"inline": True}),
+        rules["exclude_inline_images"] = (100, _when("attachment", {"is_image": True}, {"inline": True}),
                                           {"keep": False, "reason": "image"})
     if images["min_size"] > 0:
-        rules["small_images"] = (12, _when("attachment", {"is_image": True}, {"$lt": {"size": images["min_size"]}}),
+        rules["small_images"] = (102, _when("attachment", {"is_image": True}, {"$lt": {"size": images["min_size"]}}),
                                  {"keep": False, "reason": "small_image"})
     attachments = definition["attachments"]
     if attachments["max_size"] > 0:
-        rules["attachment_size"] = (20, _when("attachment", {"$gt": {"size": attachments["max_size"]}}),
+        rules["attachment_size"] = (110, _when("attachment", {"$gt": {"size": attachments["max_size"]}}),
                                     {"keep": False, "reason": "too_large"})
     if attachments["blocked_extensions"]:
         any_of = {"$or": [{"extension": ext} for ext in attachments["blocked_extensions"]]}
-        rules["blocked_types"] = (30, _when("attachment", any_of), {"keep": False, "reason": "blocked_type"})
+        rules["blocked_types"] = (120, _when("attachment", any_of), {"keep": False, "reason": "blocked_type"})
     rules["keep_attachment"] = (FALLBACK_PRIORITY, {"m": {"stage": "attachment"}},
                                 {"keep": True, "reason": "kept"})
     return rules
@@ -153,6 +200,7 @@ class _Host:
 
 
 _HOST = _Host()
+_NO_MESSAGE = MessageFacts(from_addr="", to=[], cc=[], subject="", body="", headers={})
 
 
 class CompiledRules:
@@ -184,12 +232,30 @@ class CompiledRules:
     def first_run_limit(self, folder_role: str) -> int:
         return self.definition["first_run"][folder_role]
 
+    def is_blocked(self, address: str) -> bool:
+        entries = self.definition["blocked"]["addresses"]
+        if address in entries:
+            return True
+        domains = frozenset(e[1:] for e in entries if e.startswith("@"))
+        return bool(domains) and in_domains(address, domains)
+
+    def decide_message(self, facts: MessageFacts, *, automatic: bool) -> MessageDecision:
+        event = {"stage": "message", "automatic": automatic}
+        for i, custom in enumerate(self.definition["custom_rules"]):
+            if custom["enabled"] and custom["action"] != "drop_attachment":
+                for j, condition in enumerate(custom["conditions"]):
+                    event[f"c_{i}_{j}"] = holds(condition, facts)
+        decision = self._ask(event)
+        return MessageDecision(action=MessageAction(decision["action"]), reason=decision["reason"],
+                               rule=decision.get("label") or decision["rule"], record=decision.get("record"))
+
     def decide_address(self, address: str, *, own: frozenset[str], contacts: int, candidates: int,
                        direction: str, header: str) -> AddressDecision:
         decision = self._ask({
             "stage": "address",
             "address": address,
             "domain": address_domain(address),
+            "blocked": self.is_blocked(address),
             "own_domain": in_domains(address, own),
             "contacts": contacts,
             "candidates": candidates,
@@ -205,11 +271,11 @@ class CompiledRules:
         )
 
     def decide_attachment(self, *, filename: str, content_type: str, size: int, is_image: bool,
-                          inline: bool) -> AttachmentDecision:
+                          inline: bool, message: MessageFacts | None = None) -> AttachmentDecision:
         extension = ""
         if "." in filename:
             extension = "." + filename.rsplit(".", 1)[1].lower()
-        decision = self._ask({
+        event = {
             "stage": "attachment",
             "filename": filename,
             "extension": extension,
@@ -217,8 +283,15 @@ class CompiledRules:
             "size": size,
             "is_image": is_image,
             "inline": inline,
-        })
-        return AttachmentDecision(keep=decision["keep"], reason=decision["reason"], rule=decision["rule"])
+        }
+        attachment = AttachmentFacts(filename, content_type, size)
+        for i, custom in enumerate(self.definition["custom_rules"]):
+            if custom["enabled"] and custom["action"] == "drop_attachment":
+                for j, condition in enumerate(custom["conditions"]):
+                    event[f"c_{i}_{j}"] = holds(condition, message or _NO_MESSAGE, attachment)
+        decision = self._ask(event)
+        return AttachmentDecision(keep=decision["keep"], reason=decision["reason"],
+                                  rule=decision.get("label") or decision["rule"])
 
 
 def _recorder(rule_name: str, decision: dict):

@@ -1,0 +1,255 @@
+"""What the rules decide for one parsed message, without writing anything.
+
+The import applies a Decision (notes, documents, warnings, the ledger); the
+rules preview shows two Decisions side by side. Both come from `decide`, so
+the preview says exactly what an import would do.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rolsync.mail.parse import Attachment, ParsedMessage
+from rolsync.matching import Matches, RecordRef, find_records
+from rolsync.models import Candidate, Contact, Direction, EmailAddress, Outcome, RecordKind, WarningKind
+from rolsync.rules import AddressAction, AddressDecision, Attach, CompiledRules
+from rolsync.rules.conditions import AttachmentFacts, MessageFacts, looks_automatic
+from rolsync.rules.engine import MessageAction
+
+
+@dataclass(frozen=True)
+class Counterpart:
+    address: str
+    header: str  # from, reply_to, to, cc, bcc
+
+
+@dataclass(frozen=True)
+class DroppedAttachment:
+    filename: str
+    reason: str
+    rule: str
+
+    def as_json(self) -> dict:
+        return {"filename": self.filename, "reason": self.reason, "rule": self.rule}
+
+
+@dataclass
+class Decision:
+    """Everything the rules said about one message."""
+
+    direction: Direction
+    records: list[RecordRef] = field(default_factory=list)
+    warnings: list[dict] = field(default_factory=list)
+    skip_reasons: list[tuple[str, str | None]] = field(default_factory=list)
+    import_rule: str | None = None
+    kept: list[Attachment] = field(default_factory=list)
+    dropped: list[DroppedAttachment] = field(default_factory=list)
+    # no_match "keep": addresses whose future record should get the message
+    pending: list[str] = field(default_factory=list)
+    message_rule: str | None = None
+
+    def skip(self, reason: str, rule: str | None) -> None:
+        self.skip_reasons.append((reason, rule))
+
+    @property
+    def outcome(self) -> Outcome:
+        if self.records:
+            return Outcome.IMPORTED
+        if self.warnings:
+            return Outcome.WARNED
+        return Outcome.SKIPPED
+
+    @property
+    def reason(self) -> str | None:
+        if self.records:
+            return "matched"
+        if self.warnings:
+            return self.warnings[0]["kind"]
+        reasons = [r for r, _ in self.skip_reasons]
+        # A message is "own domain" only when every counterpart was a colleague.
+        if reasons and all(r == "own_domain" for r in reasons):
+            return "own_domain"
+        return next((r for r in reasons if r != "own_domain"), None)
+
+    @property
+    def rule(self) -> str | None:
+        if self.records:
+            return self.import_rule
+        if self.warnings:
+            return self.warnings[0]["rule"]
+        reason = self.reason
+        return next((rule for r, rule in self.skip_reasons if r == reason), None)
+
+    def summary(self) -> dict:
+        """A plain description, for the preview and the history."""
+        return {
+            "outcome": self.outcome.value,
+            "reason": self.reason,
+            "rule": self.rule,
+            "direction": self.direction.value,
+            "records": [{"kind": r.kind.value, "id": r.id, "name": r.name} for r in self.records],
+            "warnings": [{"kind": w["kind"], "address": w["address"], "rule": w["rule"]} for w in self.warnings],
+            "kept": [a.filename for a in self.kept],
+            "dropped": [d.as_json() for d in self.dropped],
+            "pending": list(self.pending),
+        }
+
+
+def message_facts(parsed: ParsedMessage) -> MessageFacts:
+    return MessageFacts(
+        from_addr=parsed.from_addr or "",
+        to=list(parsed.to),
+        cc=list(parsed.cc),
+        subject=parsed.subject,
+        body=parsed.text,
+        headers=dict(parsed.headers),
+        attachments=[AttachmentFacts(a.filename, a.content_type, a.size) for a in parsed.attachments],
+    )
+
+
+def counterparts(parsed: ParsedMessage, direction: Direction) -> list[Counterpart]:
+    if direction is Direction.RECEIVED:
+        return [Counterpart(parsed.from_addr, "from")] if parsed.from_addr else []
+    seen: set[str] = set()
+    found = []
+    for header, addresses in (("to", parsed.to), ("cc", parsed.cc), ("bcc", parsed.bcc)):
+        for address in addresses:
+            if address not in seen:
+                seen.add(address)
+                found.append(Counterpart(address, header))
+    return found
+
+
+def decide(session: Session, rules: CompiledRules, parsed: ParsedMessage, direction: Direction, *,
+           own: frozenset[str], own_addresses: set[str]) -> Decision:
+    """Ask the rules about a message: message rules, then each address, then attachments."""
+    if direction is Direction.RECEIVED and parsed.from_addr in own_addresses:
+        # The user's own message seen in the Inbox (a copy to self, or a server
+        # that files sent mail there): its counterparts are the recipients.
+        direction = Direction.SENT
+    decision = Decision(direction)
+    facts = message_facts(parsed)
+    verdict = rules.decide_message(facts, automatic=looks_automatic(parsed.headers, parsed.from_addr,
+                                                                    parsed.reply_to))
+    decision.message_rule = verdict.rule
+    if verdict.action is MessageAction.SKIP:
+        decision.skip(verdict.reason, verdict.rule)
+        return decision
+    if verdict.action is MessageAction.WARN:
+        decision.warnings.append({
+            "kind": WarningKind.CUSTOM_RULE.value, "address": parsed.from_addr, "records": [],
+            "detail": f"The rule \u201c{verdict.rule.removeprefix('custom: ')}\u201d held this message for review.",
+            "rule": verdict.rule,
+        })
+        return decision
+    if verdict.action is MessageAction.SEND_TO_RECORD:
+        _send_to_named_record(session, decision, verdict.record, verdict.rule)
+    else:
+        _decide_addresses(session, rules, parsed, decision, own)
+    if decision.records:
+        for attachment in parsed.attachments:
+            verdict_a = rules.decide_attachment(filename=attachment.filename, content_type=attachment.content_type,
+                                                size=attachment.size, is_image=attachment.is_image,
+                                                inline=attachment.inline, message=facts)
+            if verdict_a.keep:
+                decision.kept.append(attachment)
+            else:
+                decision.dropped.append(DroppedAttachment(attachment.filename, verdict_a.reason, verdict_a.rule))
+    return decision
+
+
+def _ask(rules: CompiledRules, counterpart: Counterpart, matches: Matches, direction: Direction,
+         own: frozenset[str]) -> AddressDecision:
+    return rules.decide_address(counterpart.address, own=own, contacts=len(matches.contacts),
+                                candidates=len(matches.candidates), direction=direction.value,
+                                header=counterpart.header)
+
+
+def _decide_addresses(session: Session, rules: CompiledRules, parsed: ParsedMessage, decision: Decision,
+                      own: frozenset[str]) -> None:
+    direction = decision.direction
+    parties = counterparts(parsed, direction)
+    reply_to = [a for a in parsed.reply_to if a != parsed.from_addr][:1]
+    lookups = find_records(session, [c.address for c in parties] + reply_to)
+    if not parties:
+        decision.skip("no_counterpart", None)
+        return
+    for party in parties:
+        verdict = _ask(rules, party, lookups[party.address], direction, own)
+        if verdict.reason == "no_match" and direction is Direction.RECEIVED and reply_to:
+            # Job boards relay applications from a no-reply sender with the
+            # candidate in Reply-To.
+            party = Counterpart(reply_to[0], "reply_to")
+            verdict = _ask(rules, party, lookups[party.address], direction, own)
+        _apply(decision, party, verdict, lookups[party.address])
+
+
+def _apply(decision: Decision, party: Counterpart, verdict: AddressDecision, matches: Matches) -> None:
+    if verdict.action is AddressAction.SKIP:
+        decision.skip(verdict.reason, verdict.rule)
+        return
+    if verdict.action is AddressAction.KEEP:
+        decision.skip("held_for_record", verdict.rule)
+        decision.pending.append(party.address)
+        return
+    if verdict.action is AddressAction.WARN:
+        records = matches.of_kind(verdict.kind) if verdict.kind else []
+        kind = WarningKind.DUPLICATE_ADDRESS if verdict.reason == "duplicate_address" else WarningKind.NO_MATCH
+        if kind is WarningKind.DUPLICATE_ADDRESS:
+            detail = (f"{party.address} belongs to {len(records)} {verdict.kind}s, so the message was not "
+                      "imported. Remove the duplicate address or attach the message to one record.")
+        else:
+            detail = f"No contact or candidate has the address {party.address}."
+        decision.warnings.append({
+            "kind": kind.value,
+            "address": party.address,
+            "records": [r.as_json(party.address) for r in records],
+            "detail": detail,
+            "rule": verdict.rule,
+        })
+        return
+    candidates = matches.of_kind(verdict.kind)
+    if verdict.attach is Attach.ALL:
+        chosen = candidates
+    elif verdict.attach is Attach.LATEST:
+        chosen = [max(candidates, key=lambda r: (_aware(r.updated_at) if r.updated_at else _EPOCH, r.id))]
+    else:
+        chosen = candidates[:1]
+    for record in chosen:
+        if record not in decision.records:
+            decision.records.append(record)
+    decision.import_rule = decision.import_rule or verdict.rule
+
+
+def _send_to_named_record(session: Session, decision: Decision, record: dict, rule: str) -> None:
+    """A custom rule's "send to record": the record named by kind and address, if exactly one."""
+    model = Contact if record["kind"] == RecordKind.CONTACT.value else Candidate
+    owner = EmailAddress.contact_id if model is Contact else EmailAddress.candidate_id
+    found = session.execute(
+        select(model.id, model.name, model.updated_at).join(EmailAddress, owner == model.id)
+        .where(EmailAddress.address == record["email"])
+    ).all()
+    if len(found) == 1:
+        id_, name, updated = found[0]
+        decision.records.append(RecordRef(RecordKind(record["kind"]), id_, name, updated))
+        decision.import_rule = rule
+        return
+    decision.warnings.append({
+        "kind": WarningKind.CUSTOM_RULE.value,
+        "address": record["email"],
+        "records": [RecordRef(RecordKind(record["kind"]), i, n, u).as_json(record["email"]) for i, n, u in found],
+        "detail": (f"The rule \u201c{rule.removeprefix('custom: ')}\u201d sends this message to the "
+                   f"{record['kind']} {record['email']}, but {len(found) or 'no'} such record exists."),
+        "rule": rule,
+    })
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything here is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
