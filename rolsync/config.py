@@ -20,6 +20,13 @@ def _int(name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, got {value!r}") from exc
 
 
+def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = os.environ.get(name) or default
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
 def _ints(name: str, default: list[int]) -> list[int]:
     value = os.environ.get(name)
     if value in (None, ""):
@@ -90,6 +97,7 @@ def load_config(instance_path: str) -> dict:
         "IMPORT_FETCH_BATCH": _int("ROLSYNC_IMPORT_FETCH_BATCH", 50),
         "IMAP_TIMEOUT": _int("ROLSYNC_IMAP_TIMEOUT", 30),
         "IMPORT_JOB_TIMEOUT": _int("ROLSYNC_IMPORT_JOB_TIMEOUT", 1800),
+        "WORKER_CLASS": _choice("ROLSYNC_WORKER_CLASS", ("simple", "fork"), "simple"),
         "POLL_INTERVAL_MINUTES": _int("ROLSYNC_POLL_INTERVAL_MINUTES", 5),
         # Seconds win over minutes when both are set (tests poll every few seconds).
         "POLL_INTERVAL_SECONDS": _int("ROLSYNC_POLL_INTERVAL_SECONDS", 60 * _int("ROLSYNC_POLL_INTERVAL_MINUTES", 5)),

@@ -26,6 +26,7 @@ re-raised so RQ records it (and, for a job whose worker died, retries it).
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -53,8 +54,9 @@ _app: Flask | None = None
 
 def use_app(app: Flask) -> None:
     """Let jobs run inside this app (the worker's), instead of building one."""
-    global _app
+    global _app, _engine_pid
     _app = app
+    _engine_pid = os.getpid()
 
 
 def _get_app() -> Flask:
@@ -64,6 +66,17 @@ def _get_app() -> Flask:
 
         _app = create_app()
     return _app
+
+
+_engine_pid: int | None = None
+
+
+def _after_fork(db) -> None:
+    """A forked work horse must not reuse its parent's database connections."""
+    global _engine_pid
+    if _engine_pid is not None and _engine_pid != os.getpid():
+        db.engine.dispose(close=False)
+    _engine_pid = os.getpid()
 
 
 def job_id_for(account_id: int) -> str:
@@ -118,8 +131,7 @@ def import_account_job(account_id: int) -> dict | Retry:
 
     app = _get_app()
     with app.app_context():
-        # A forked work horse must not reuse the parent's database connections.
-        db.engine.dispose(close=False)
+        _after_fork(db)
         svc = services.get()
         job = get_current_job()
         lock = svc.redis.lock(lock_key(account_id), timeout=app.config["IMPORT_LOCK_SECONDS"], blocking=False)
@@ -232,7 +244,7 @@ def dispatch_due_imports() -> list[str]:
 
     app = _get_app()
     with app.app_context():
-        db.engine.dispose(close=False)
+        _after_fork(db)
         try:
             queued = []
             for account in due_accounts(db.session, app.config["POLL_INTERVAL_SECONDS"]):

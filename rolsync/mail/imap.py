@@ -27,6 +27,7 @@ the company CA from the settings; nothing here turns verification off.
 from __future__ import annotations
 
 import contextlib
+import functools
 import imaplib
 import socket
 import ssl
@@ -192,6 +193,13 @@ class ConnectionReport:
 
 def build_ssl_context(ca_pem: str | None) -> ssl.SSLContext:
     """A verifying TLS context that also trusts ``ca_pem`` when given."""
+    return _ssl_context((ca_pem or "").strip() or None)
+
+
+@functools.lru_cache(maxsize=64)
+def _ssl_context(ca_pem: str | None) -> ssl.SSLContext:
+    """Contexts are kept per CA: loading the system's trust store costs ~50 ms,
+    more than the rest of a poll; a context is safe to share between connections."""
     context = ssl.create_default_context()
     if ca_pem and ca_pem.strip():
         try:
