@@ -127,3 +127,21 @@ def test_mail_import_for_an_unknown_user_fails_with_one_line(sqlite_app):
     result = run(sqlite_app, "mail", "import", "nobody@agency.example")
     assert result.exit_code != 0
     assert result.output.strip().count("\n") == 0 and "no user" in result.output
+
+
+def test_rolling_back_makes_an_earlier_version_active_as_a_new_version(app):
+    from rolsync.rules import default_rules
+    from rolsync.rules.store import active_version, roll_back, save_version, versions
+
+    first = default_rules()
+    second = default_rules()
+    second["images"]["mode"] = "keep"
+    save_version(db.session, first, author="ada@agency.example", comment="start")
+    save_version(db.session, second, author="ada@agency.example", comment="keep images")
+    roll_back(db.session, 1, author="bob@agency.example")
+    db.session.commit()
+    assert [v.version for v in versions(db.session)] == [3, 2, 1]
+    current = active_version(db.session)
+    assert (current.version, current.definition["images"]["mode"], current.comment) == (
+        3, "exclude_all", "rolled back to version 1")
+    assert sum(v.active for v in versions(db.session)) == 1

@@ -34,3 +34,57 @@ def save_version(session: Session, definition: object, *, author: str = "", comm
     session.add(version)
     session.flush()
     return version
+
+
+def versions(session: Session) -> list[RuleSetVersion]:
+    """Every saved version, newest first."""
+    return list(session.scalars(select(RuleSetVersion).order_by(RuleSetVersion.version.desc())))
+
+
+def roll_back(session: Session, version: int, *, author: str) -> RuleSetVersion:
+    """Make an earlier version's rules active again, as a new version (history is never rewritten)."""
+    old = session.scalar(select(RuleSetVersion).where(RuleSetVersion.version == version))
+    if old is None:
+        raise LookupError(f"there is no rule set version {version}")
+    return save_version(session, old.definition, author=author, comment=f"rolled back to version {version}")
+
+
+def _flatten(value, prefix: str = "") -> dict[str, object]:
+    if isinstance(value, dict):
+        flat: dict[str, object] = {}
+        for key, item in value.items():
+            flat.update(_flatten(item, f"{prefix}.{key}" if prefix else key))
+        return flat
+    return {prefix: value}
+
+
+def describe_changes(old: dict | None, new: dict) -> list[str]:
+    """A readable diff of two rule sets: one line per changed setting or custom rule."""
+    old = validate(old) if old is not None else default_rules()
+    new = validate(new)
+    lines = []
+    before = _flatten({k: v for k, v in old.items() if k != "custom_rules"})
+    after = _flatten({k: v for k, v in new.items() if k != "custom_rules"})
+    for key in sorted(set(before) | set(after)):
+        if before.get(key) != after.get(key):
+            lines.append(f"{key}: {_show(before.get(key))} \u2192 {_show(after.get(key))}")
+    old_rules = {r["name"]: (i, r) for i, r in enumerate(old["custom_rules"])}
+    new_rules = {r["name"]: (i, r) for i, r in enumerate(new["custom_rules"])}
+    for name in old_rules.keys() - new_rules.keys():
+        lines.append(f"custom rule \u201c{name}\u201d removed")
+    for name, (position, rule) in new_rules.items():
+        if name not in old_rules:
+            lines.append(f"custom rule \u201c{name}\u201d added at position {position + 1}")
+        elif old_rules[name][1] != rule:
+            lines.append(f"custom rule \u201c{name}\u201d changed")
+        elif old_rules[name][0] != position:
+            lines.append(f"custom rule \u201c{name}\u201d moved to position {position + 1}")
+    return lines
+
+
+def _show(value) -> str:
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "(none)"
+    if value is None:
+        return "(unset)"
+    return str(value).lower() if isinstance(value, bool) else str(value)

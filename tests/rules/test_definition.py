@@ -73,3 +73,20 @@ def test_own_domain_sources():
     assert own_domains({"source": "account_email", "domains": []}, "mail.host.net", "jo@acme.com") == {"acme.com"}
     assert own_domains({"source": "list", "domains": ["a.com", "b.com"]}, "mail.acme.com", "jo@acme.com") == {
         "a.com", "b.com"}
+
+
+def test_describe_changes_reads_like_a_changelog():
+    from rolsync.rules.store import describe_changes
+
+    old = default_rules()
+    new = default_rules()
+    new["images"]["mode"] = "keep"
+    new["automatic_mail"]["skip"] = False
+    new["custom_rules"] = [{"name": "No invites", "action": "drop_attachment",
+                            "conditions": [{"field": "attachment_name", "op": "contains", "value": ".ics"}]}]
+    assert describe_changes(old, new) == [
+        "automatic_mail.skip: true \u2192 false",
+        "images.mode: exclude_all \u2192 keep",
+        "custom rule \u201cNo invites\u201d added at position 1",
+    ]
+    assert describe_changes(new, new) == []
