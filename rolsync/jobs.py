@@ -6,9 +6,9 @@ fork between a worker and its work horse.
 
 One import per mailbox at a time, on any number of workers and machines:
 
-* the job id is fixed per account (`import-account-<id>`), and enqueueing
+* the job id is fixed per account (`<queue>-import-account-<id>`), and enqueueing
   while that job is queued, scheduled or running is a no-op;
-* the job holds a Redis lock with a token (`rolsync:import-lock:<id>`) while it
+* the job holds a Redis lock with a token (`rolsync:<queue>:import-lock:<id>`) while it
   imports, renewed as messages are saved and expiring `IMPORT_LOCK_SECONDS`
   after a crash; a job that finds the lock taken does nothing;
 * a job RQ still lists as started while nobody holds the lock is abandoned (its
@@ -44,7 +44,7 @@ from rolsync.models import MailAccount, utcnow
 log = logging.getLogger(__name__)
 
 ACTIVE_STATUSES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
-LOCK_KEY = "rolsync:import-lock:{account_id}"
+LOCK_KEY = "rolsync:{queue}:import-lock:{account_id}"
 JOB_PREFIX = "import-account-"
 # A job whose worker died is retried this many times by RQ (see module doc).
 ABANDONED_RETRIES = 3
@@ -79,12 +79,19 @@ def _after_fork(db) -> None:
     _engine_pid = os.getpid()
 
 
-def job_id_for(account_id: int) -> str:
-    return f"{JOB_PREFIX}{account_id}"
+def _queue_name(queue_name: str | None) -> str:
+    return queue_name or (current_app.config["RQ_QUEUE"] if has_app_context() else "rolsync")
 
 
-def lock_key(account_id: int) -> str:
-    return LOCK_KEY.format(account_id=account_id)
+def job_id_for(account_id: int, queue_name: str | None = None) -> str:
+    """The fixed job id of an account's import. RQ job ids are global to a Redis
+    database, so the queue's name is part of it: two deployments (or test runs)
+    sharing a Redis never touch each other's jobs."""
+    return f"{_queue_name(queue_name)}-{JOB_PREFIX}{account_id}"
+
+
+def lock_key(account_id: int, queue_name: str | None = None) -> str:
+    return LOCK_KEY.format(queue=_queue_name(queue_name), account_id=account_id)
 
 
 def enabled_accounts(session: Session) -> list[MailAccount]:
@@ -97,11 +104,11 @@ def enabled_accounts(session: Session) -> list[MailAccount]:
 
 def enqueue_import(queue: Queue, account_id: int) -> tuple[Job, bool]:
     """Queue an import of the account unless one is queued or running; (job, created)."""
-    job_id = job_id_for(account_id)
+    job_id = job_id_for(account_id, queue.name)
     try:
         existing = Job.fetch(job_id, connection=queue.connection)
         status = existing.get_status(refresh=True)
-        abandoned = status == JobStatus.STARTED and not queue.connection.exists(lock_key(account_id))
+        abandoned = status == JobStatus.STARTED and not queue.connection.exists(lock_key(account_id, queue.name))
         if status in ACTIVE_STATUSES and not abandoned:
             return existing, False
         if abandoned:
@@ -134,7 +141,8 @@ def import_account_job(account_id: int) -> dict | Retry:
         _after_fork(db)
         svc = services.get()
         job = get_current_job()
-        lock = svc.redis.lock(lock_key(account_id), timeout=app.config["IMPORT_LOCK_SECONDS"], blocking=False)
+        lock = svc.redis.lock(lock_key(account_id, svc.queue.name), timeout=app.config["IMPORT_LOCK_SECONDS"],
+                              blocking=False)
         if not lock.acquire():
             log.info("account %s is being imported by another worker; nothing to do", account_id)
             return {"skipped": "another import of this mailbox is running"}
@@ -202,7 +210,7 @@ def _import_with_lock(app, session, svc, job, account_id: int, lock) -> dict | R
         # Out of time with mail left: continue in a fresh job once this one has ended.
         queue = svc.queue
         queue.enqueue_in(timedelta(seconds=1), continue_import_job, account_id,
-                         job_id=f"{job_id_for(account_id)}-next", result_ttl=600)
+                         job_id=f"{job_id_for(account_id, queue.name)}-next", result_ttl=600)
     return {**total.as_json(), "more": total.more}
 
 
@@ -279,10 +287,11 @@ def queue_overview(queue: Queue) -> dict[str, list[QueueEntry]]:
     overview: dict[str, list[QueueEntry]] = {}
     for name, ids in groups.items():
         entries = []
-        for job in Job.fetch_many([i for i in ids if i.startswith(JOB_PREFIX)], connection=queue.connection):
+        prefix = f"{queue.name}-{JOB_PREFIX}"
+        for job in Job.fetch_many([i for i in ids if i.startswith(prefix)], connection=queue.connection):
             if job is None:
                 continue
-            tail = job.id.removeprefix(JOB_PREFIX).split("-")[0]
+            tail = job.id.removeprefix(prefix).split("-")[0]
             error = None
             if name == "failed":
                 latest = job.latest_result()

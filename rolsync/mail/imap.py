@@ -580,10 +580,13 @@ def _greeting_failure(exc: imaplib.IMAP4.error) -> MailError:
 
 
 def _handshake_dropped() -> TlsError:
-    return TlsError(
+    error = TlsError(
         message="The server closed the connection during the SSL handshake.",
         hint="Check the port and security: 993 with SSL, or 143 with STARTTLS.",
     )
+    # A server that is restarting or overloaded does this too: worth a bounded retry.
+    error.transient = True
+    return error
 
 
 def _read_greeting(host: str, port: int, timeout: float) -> bytes | None:

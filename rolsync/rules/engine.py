@@ -32,10 +32,19 @@ A custom rule's conditions are tested in Python (`conditions.py`) and posted
 as boolean facts; durable_rules combines them (all/any) and picks the rule.
 
 durable_rules keeps global state in C and its host starts timer threads that
-do not survive a fork. So the host is created lazily in the process that
-evaluates (for RQ, the work horse), a ruleset is registered once per process
+do not survive a fork (and race with synchronous posts). So rolsync's host
+runs no such threads, it is created lazily in the process that evaluates
+(for RQ, the work horse), a ruleset is registered once per process
 under a name derived from its content hash (a name cannot be registered twice),
 and every call goes through one lock.
+
+Each event is posted under a fresh session id whose state is deleted at once,
+so a decision depends on nothing but the ruleset and the event's facts. The
+host therefore remembers the decision for each (ruleset, facts) it has seen:
+an import asks the same questions again and again (the message stage of
+nearly every message, the addresses of regular correspondents, a signature
+logo), and a repeated question is answered without a post. The decision is
+still durable_rules' own, made the first time those exact facts were posted.
 """
 from __future__ import annotations
 
@@ -52,6 +61,8 @@ from rolsync.rules.definition import fingerprint, validate
 from rolsync.rules.domains import address_domain, in_domains, own_domains
 
 FALLBACK_PRIORITY = 1000
+DECISION_CACHE_SIZE = 20_000
+"""Decisions remembered per process (a few MB at most); the older half is forgotten when full."""
 
 
 class AddressAction(str, enum.Enum):
@@ -171,21 +182,41 @@ def _rules_for(definition: dict) -> dict[str, tuple[int, dict, dict]]:
     return rules
 
 
+class _SynchronousHost(durable_engine.Host):
+    """A durable_rules host without its background dispatch threads.
+
+    The stock host polls every ruleset from timer threads; such a thread can
+    take the action of an event we just posted and run it after `post`
+    returned, leaving the caller without a decision. We use neither timers
+    nor asynchronous actions, so every action runs inside `post`.
+    """
+
+    def _run(self) -> None:
+        pass
+
+
 class _Host:
-    """The per-process durable_rules host, rebuilt after a fork."""
+    """The per-process durable_rules host, rebuilt after a fork, and the decisions it has made."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._host: durable_engine.Host | None = None
         self._registered: set[str] = set()
+        self._decisions: dict[tuple, dict] = {}
 
     def post(self, ruleset_name: str, build, event: dict) -> dict:
+        """The decision for `event` (flat JSON facts); callers must not change the dict returned."""
+        key = (ruleset_name, *sorted(event.items()))
         with self._lock:
             if self._pid != os.getpid():
-                self._host = durable_engine.Host()
+                self._host = _SynchronousHost()
                 self._pid = os.getpid()
                 self._registered = set()
+                self._decisions = {}
+            decision = self._decisions.get(key)
+            if decision is not None:
+                return decision
             if ruleset_name not in self._registered:
                 self._host.register_rulesets({ruleset_name: build()})
                 self._registered.add(ruleset_name)
@@ -194,9 +225,17 @@ class _Host:
                 state = self._host.post(ruleset_name, {**event, "sid": sid})
             finally:
                 self._host.delete_state(ruleset_name, sid)
-        if "exception" in state:
-            raise RuntimeError(f"rule action failed: {state['exception']}")
-        return state["decision"]
+            if not state or "decision" not in state:
+                raise RuntimeError(f"the rules gave no decision for a {event.get('stage')} event")
+            if "exception" in state:
+                raise RuntimeError(f"rule action failed: {state['exception']}")
+            decision = state["decision"]
+            if len(self._decisions) >= DECISION_CACHE_SIZE:
+                # Dicts keep insertion order: forget the older half.
+                for old in list(self._decisions)[: DECISION_CACHE_SIZE // 2]:
+                    del self._decisions[old]
+            self._decisions[key] = decision
+            return decision
 
 
 _HOST = _Host()

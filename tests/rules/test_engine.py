@@ -111,3 +111,26 @@ def test_rules_work_in_a_forked_process_after_use_in_the_parent(seed):
     child.join(30)
     assert queue.get(timeout=5) == "matched"
     assert child.exitcode == 0
+
+
+def test_every_post_gets_its_decision_under_concurrency(seed):
+    """No background thread may take an event's action from under its post (a race seen under load)."""
+    import threading
+
+    failures = []
+
+    def hammer():
+        for i in range(400):
+            try:
+                decision = ask(seed, contacts=i % 3)
+                assert decision.reason in ("no_match", "matched", "duplicate_address")
+            except Exception as exc:  # collected, asserted below
+                failures.append(exc)
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert not [t for t in threading.enumerate() if "Timer" in type(t).__name__], "durable_rules timers running"
