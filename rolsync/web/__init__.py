@@ -1,6 +1,14 @@
-"""The web panel's blueprints."""
+"""The web panel's blueprints, and what every page shares: sign-in guard, security headers, error pages."""
+from __future__ import annotations
+
 from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    """The panel itself arrives with the web issue; the factory already calls this."""
+    """Register every area of the panel on `app` (the factory calls this)."""
+    from rolsync.web import auth, dashboard, history, preferences, records, rules, users, warnings
+    from rolsync.web.setup import init_web
+
+    init_web(app)
+    for area in (auth, dashboard, preferences, warnings, records, history, users, rules):
+        app.register_blueprint(area.bp)

@@ -1,0 +1,154 @@
+"""Signing in and out: the visible words, the rate limit, sessions, cookies and headers."""
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from rolsync.extensions import db
+from rolsync.models import User
+from tests.web.conftest import PASSWORD, add_user, sign_in
+
+
+def test_the_sign_in_page_has_email_password_and_sign_in(csrf_app):
+    html = csrf_app.test_client().get("/login").get_data(as_text=True)
+    assert re.search(r'<label[^>]* for="email"[^>]*>Email</label>', html)
+    assert re.search(r'<label[^>]* for="password"[^>]*>Password</label>', html)
+    assert ">Sign in</button>" in html
+    assert 'name="csrf_token"' in html
+
+
+def test_every_page_redirects_to_sign_in_when_signed_out(client):
+    for path in ("/", "/preferences", "/warnings", "/records", "/history", "/users", "/rules", "/nowhere"):
+        response = client.get(path)
+        assert response.status_code == 302, path
+        assert urlsplit(response.location).path == "/login", path
+
+
+def test_signing_in_goes_back_to_the_page_asked_for(app, client):
+    user = add_user(app)
+    first = client.get("/records")
+    response = client.post(first.location, data={"email": user.email, "password": PASSWORD})
+    assert response.status_code == 302
+    assert response.location == "/records"
+
+
+def test_a_next_parameter_never_leads_to_another_site(app, client):
+    user = add_user(app)
+    for target in ("https://evil.example/", "//evil.example/x", "/\\evil.example"):
+        response = client.post("/login?next=" + target, data={"email": user.email, "password": PASSWORD})
+        assert response.location == "/", target
+        client.post("/logout")
+
+
+def test_a_wrong_password_is_refused_without_saying_which_part_was_wrong(app, client):
+    user = add_user(app)
+    wrong = client.post("/login", data={"email": user.email, "password": "nope-nope-nope"})
+    unknown = client.post("/login", data={"email": "nobody@agency.example", "password": "nope-nope-nope"})
+    assert wrong.status_code == unknown.status_code == 200
+    assert "Wrong e-mail or password." in wrong.get_data(as_text=True)
+    assert "Wrong e-mail or password." in unknown.get_data(as_text=True)
+    assert client.get("/").status_code == 302
+
+
+def test_sign_in_is_rate_limited_after_five_failures(app, client):
+    user = add_user(app)
+    for _ in range(5):
+        assert client.post("/login", data={"email": user.email, "password": "guess-guess"}).status_code == 200
+    blocked = client.post("/login", data={"email": user.email, "password": PASSWORD})
+    assert blocked.status_code == 429
+    assert "Too many sign-in attempts. Try again in 15 minutes." in blocked.get_data(as_text=True)
+    assert client.get("/").status_code == 302  # even the right password waits
+
+    # Another account from the same address is not locked by these failures.
+    other = add_user(app)
+    sign_in(client, other.email)
+
+
+def test_the_rate_limit_is_shared_by_every_web_process(app):
+    """Two apps (two processes) on one Redis see the same counter."""
+    from rolsync import create_app
+
+    user = add_user(app)
+    second = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False})
+    for _ in range(3):
+        app.test_client().post("/login", data={"email": user.email, "password": "guess-guess"})
+    for _ in range(2):
+        second.test_client().post("/login", data={"email": user.email, "password": "guess-guess"})
+    assert app.test_client().post("/login", data={"email": user.email, "password": PASSWORD}).status_code == 429
+    with second.app_context():
+        db.engine.dispose()
+
+
+def test_a_successful_sign_in_clears_the_failures(app, client):
+    user = add_user(app)
+    for _ in range(4):
+        client.post("/login", data={"email": user.email, "password": "guess-guess"})
+    sign_in(client, user.email)
+    client.post("/logout")
+    for _ in range(4):
+        client.post("/login", data={"email": user.email, "password": "guess-guess"})
+    sign_in(client, user.email)
+
+
+def test_a_switched_off_user_cannot_sign_in_and_is_signed_out(app, client):
+    user = add_user(app)
+    sign_in(client, user.email)
+    with app.app_context():
+        db.session.get(User, user.id).active = False
+        db.session.commit()
+    assert client.get("/").status_code == 302
+    response = client.post("/login", data={"email": user.email, "password": PASSWORD})
+    assert "This account is switched off" in response.get_data(as_text=True)
+
+
+def test_sign_out_is_a_post_and_ends_the_session(app, client):
+    user = add_user(app)
+    sign_in(client, user.email)
+    assert client.get("/logout").status_code == 405
+    response = client.post("/logout", follow_redirects=True)
+    assert "You are signed out." in response.get_data(as_text=True)
+    assert client.get("/").status_code == 302
+
+
+def test_a_password_reset_ends_the_other_sessions(app, admin):
+    user = add_user(app)
+    victim = app.test_client()
+    sign_in(victim, user.email)
+    response = admin.client.post(f"/users/{user.id}/password", data={"password": "a-brand-new-password"})
+    assert response.status_code == 302
+    ended = victim.get("/")
+    assert ended.status_code == 302 and urlsplit(ended.location).path == "/login"
+    sign_in(app.test_client(), user.email, "a-brand-new-password")
+
+
+def test_cookies_are_http_only_and_same_site(app, client):
+    user = add_user(app)
+    response = sign_in(client, user.email)
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith("rolsync_session=")
+    assert "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie
+
+
+def test_pages_carry_security_headers(app, user):
+    response = user.client.get("/")
+    csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "frame-ancestors 'none'" in csp
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Cache-Control"] == "no-store"
+    html = response.get_data(as_text=True)
+    assert "<script>" not in html and " style=" not in html and "onclick" not in html
+
+
+def test_templates_use_no_inline_script_or_style():
+    """The CSP forbids inline script and style, so none may creep into a template."""
+    from pathlib import Path
+
+    import rolsync
+
+    for template in (Path(rolsync.__file__).parent / "templates").rglob("*.html"):
+        text = template.read_text()
+        assert "<script>" not in text and "<style" not in text, template
+        assert " style=" not in text and " onclick=" not in text and " onchange=" not in text, template
