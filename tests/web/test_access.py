@@ -66,6 +66,9 @@ def _routes(world) -> list[tuple[str, str, dict, dict[str, int]]]:
         ("GET", f"/documents/{s.document_id}", {}, page),
         ("GET", "/history", {}, page),
         ("GET", "/rules", {}, admin_only),
+        ("GET", "/rules/versions", {}, admin_only),
+        ("POST", "/rules", {"action": "add_rule"}, {OWNER: 403, OTHER: 403, ADMIN: 200}),
+        ("POST", "/rules/versions/1/roll-back", {}, {OWNER: 403, OTHER: 403, ADMIN: 404}),
         ("GET", "/users", {}, admin_only),
         ("GET", "/users/new", {}, admin_only),
         ("GET", f"/users/{u}", {}, admin_only),
@@ -127,7 +130,7 @@ def test_admins_see_admin_links_and_users_do_not(world):
 def _post_routes(app, world) -> list[str]:
     """Every POST route of the app, with its ids filled in."""
     values = {"user_id": world["owner"].id, "warning_id": world["warning"], "kind": "contact",
-              "record_id": world["seeded"].carol_id, "email_id": 1}
+              "record_id": world["seeded"].carol_id, "email_id": 1, "version": 1}
     paths = []
     for rule in app.url_map.iter_rules():
         if "POST" in rule.methods:

@@ -112,10 +112,54 @@
     window.setTimeout(poll, 800);
   }
 
+
+  /* Rule editor: a header name only for "a header", a record only for "put the note on this record". */
+  function dependentFields() {
+    document.querySelectorAll("[data-show-if]").forEach(function (box) {
+      var rule = box.getAttribute("data-show-if").split("=");
+      var select = document.getElementById(rule[0]);
+      if (!select) { return; }
+      function update() {
+        var show = select.value === rule[1];
+        box.hidden = !show;
+      }
+      select.addEventListener("change", update);
+      update();
+    });
+  }
+
+  /* A mailbox preview runs on a worker: poll it, then show the table the server rendered. */
+  function rulesPreview() {
+    var box = document.querySelector("[data-preview-status]");
+    if (!box || box.getAttribute("data-active") !== "true") { return; }
+    var url = box.getAttribute("data-preview-status");
+
+    function poll() {
+      fetch(url, { headers: { "Accept": "application/json" }, credentials: "same-origin" })
+        .then(function (response) {
+          if (!response.ok) { throw new Error(response.status); }
+          return response.json();
+        })
+        .then(function (state) {
+          box.innerHTML = state.html;  /* escaped by the server's templates */
+          if (state.active) {
+            window.setTimeout(poll, 1000);
+          } else {
+            box.setAttribute("data-active", "false");
+            localTimes(box);
+          }
+        })
+        .catch(function () { window.setTimeout(poll, 5000); });
+    }
+    window.setTimeout(poll, 800);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     localTimes(document);
     presets();
     caUpload();
     importProgress();
+    dependentFields();
+    rulesPreview();
   });
 })();

@@ -1,4 +1,4 @@
-"""Import rules for admins (the editor arrives with issue 3; this is its place in the panel)."""
+"""Import rules for admins: the rule editor with its preview, and the versions."""
 from flask import Blueprint
 
 bp = Blueprint("rules", __name__)
