@@ -29,10 +29,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import imaplib
+import logging
 import socket
 import ssl
 import unicodedata
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -65,6 +67,9 @@ CONNECT_TIMEOUT = 15.0
 
 PROBE_TIMEOUT = 5.0
 """Upper bound in seconds for one diagnostic probe after a failed connection."""
+
+FETCH_BATCH_BYTES = 8 * 1024 * 1024
+"""Bytes of mail one FETCH asks for at most (a bigger message comes alone)."""
 
 SENT_FOLDER_NAMES = (
     "Sent",
@@ -296,6 +301,7 @@ class MailboxSession:
             raise classify(exc) from exc
         # Aware datetimes: INTERNALDATE keeps the server's offset.
         client.normalise_times = False
+        quiet_imaplib(client)
         return client
 
     def _start_tls(self, client: IMAPClient, context: ssl.SSLContext) -> None:
@@ -501,28 +507,81 @@ class MailboxSession:
 
     def fetch(self, uids: list[int], batch_size: int = 50) -> Iterator[FetchedMessage]:
         """The messages with these UIDs, ascending, in batches; UIDs gone from the server are skipped."""
+        for batch in self.fetch_batches(uids, batch_size=batch_size):
+            yield from batch
+
+    def fetch_batches(self, uids: list[int], batch_size: int = 50,
+                      max_bytes: int = FETCH_BATCH_BYTES) -> Iterator[list[FetchedMessage]]:
+        """The messages with these UIDs, ascending, one FETCH (one list) at a time.
+
+        A batch holds at most `batch_size` messages and, unless a single
+        message is larger, `max_bytes` (the sizes are asked for first), so big
+        attachments never pile up in memory. While the caller works on one
+        batch the next is fetched in a thread (waiting on the socket and TLS
+        decryption release the GIL), unless the two together would exceed
+        `max_bytes`. UIDs gone from the server are skipped; a batch whose
+        messages are all gone is not yielded.
+        """
         self._require_folder()
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         wanted = sorted({int(uid) for uid in uids})
+        if not wanted:
+            return
+        plan = self._plan_batches(wanted, batch_size, max_bytes)
+        # Leaving the with block (also when the caller stops early) waits for
+        # a fetch still running, so the connection is never left mid-response.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="imap-prefetch") as prefetch:
+            pending = None
+            for number, (batch, size) in enumerate(plan):
+                fetched = pending.result() if pending is not None else self._fetch_batch(batch)
+                pending = None
+                if number + 1 < len(plan) and size + plan[number + 1][1] <= max_bytes:
+                    pending = prefetch.submit(self._fetch_batch, plan[number + 1][0])
+                if fetched:
+                    yield fetched
+                fetched = None  # not held while the next batch arrives
+
+    def _fetch_batch(self, batch: list[int]) -> list[FetchedMessage]:
         items = ["BODY.PEEK[]", "INTERNALDATE"]
         if self.is_gmail:
             items.append("X-GM-MSGID")
-        for start in range(0, len(wanted), batch_size):
-            batch = wanted[start : start + batch_size]
-            with self._translating() as client:
-                response = client.fetch(batch, items)
-            for uid in batch:
-                data = response.get(uid)
-                raw = data.get(b"BODY[]") if data else None
-                if raw is None:
-                    continue
-                yield FetchedMessage(
-                    uid=uid,
-                    raw=bytes(raw),
-                    gm_msgid=data.get(b"X-GM-MSGID"),
-                    internaldate=data.get(b"INTERNALDATE"),
-                )
+        with self._translating() as client:
+            response = client.fetch(batch, items)
+        fetched = []
+        for uid in batch:
+            data = response.pop(uid, None)
+            raw = data.get(b"BODY[]") if data else None
+            if raw is None:
+                continue
+            fetched.append(FetchedMessage(
+                uid=uid,
+                raw=bytes(raw),
+                gm_msgid=data.get(b"X-GM-MSGID"),
+                internaldate=data.get(b"INTERNALDATE"),
+            ))
+        return fetched
+
+    def _plan_batches(self, uids: list[int], batch_size: int, max_bytes: int) -> list[tuple[list[int], int]]:
+        """(UIDs, bytes) of consecutive runs of `uids` within the limits of a batch (one RFC822.SIZE FETCH for all)."""
+        if len(uids) == 1:
+            return [(uids, 0)]
+        with self._translating() as client:
+            sizes = {uid: data.get(b"RFC822.SIZE", 0) for uid, data in client.fetch(uids, ["RFC822.SIZE"]).items()}
+        batches: list[tuple[list[int], int]] = []
+        batch: list[int] = []
+        size = 0
+        for uid in uids:
+            if uid not in sizes:
+                continue  # expunged meanwhile
+            if batch and (len(batch) >= batch_size or size + sizes[uid] > max_bytes):
+                batches.append((batch, size))
+                batch, size = [], 0
+            batch.append(uid)
+            size += sizes[uid]
+        if batch:
+            batches.append((batch, size))
+        return batches
 
     def _require_folder(self) -> FolderStatus:
         if self._folder is None:
@@ -553,6 +612,19 @@ test_connection.__test__ = False  # type: ignore[attr-defined]
 
 
 # -- helpers ------------------------------------------------------------------
+
+
+def quiet_imaplib(client: IMAPClient) -> None:
+    """Stop imaplib formatting every response for a debug log nobody reads.
+
+    IMAPClient sets imaplib's debug level to 5 and sends its messages to the
+    "imapclient.imaplib" logger, so imaplib builds the repr() of every
+    response, message bodies included, twice, before the logger drops it:
+    for a 25 MB attachment that is over 100 MB of strings and most of a
+    second. Unless that logger is on, imaplib need not format anything.
+    """
+    if not logging.getLogger("imapclient.imaplib").isEnabledFor(logging.DEBUG):
+        client._imap.debug = 0
 
 
 def _list_with_special_use(client: IMAPClient) -> list[tuple[tuple[bytes, ...], bytes | None, str]]:
