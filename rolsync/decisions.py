@@ -123,13 +123,29 @@ def counterparts(parsed: ParsedMessage, direction: Direction) -> list[Counterpar
     return found
 
 
-def decide(session: Session, rules: CompiledRules, parsed: ParsedMessage, direction: Direction, *,
-           own: frozenset[str], own_addresses: set[str]) -> Decision:
-    """Ask the rules about a message: message rules, then each address, then attachments."""
+def effective_direction(parsed: ParsedMessage, direction: Direction, own_addresses: set[str]) -> Direction:
+    """The folder's direction, except for the user's own message seen in the Inbox."""
     if direction is Direction.RECEIVED and parsed.from_addr in own_addresses:
-        # The user's own message seen in the Inbox (a copy to self, or a server
-        # that files sent mail there): its counterparts are the recipients.
-        direction = Direction.SENT
+        # A copy to self, or a server that files sent mail there: its
+        # counterparts are the recipients.
+        return Direction.SENT
+    return direction
+
+
+def addresses_to_match(parsed: ParsedMessage, direction: Direction, own_addresses: set[str]) -> list[str]:
+    """Every address `decide` may look up for this message, so a caller can look up many messages at once."""
+    parties = counterparts(parsed, effective_direction(parsed, direction, own_addresses))
+    return [c.address for c in parties] + _relay_reply_to(parsed)
+
+
+def decide(session: Session, rules: CompiledRules, parsed: ParsedMessage, direction: Direction, *,
+           own: frozenset[str], own_addresses: set[str], lookups: dict[str, Matches] | None = None) -> Decision:
+    """Ask the rules about a message: message rules, then each address, then attachments.
+
+    `lookups` (from `find_records` over `addresses_to_match`, possibly of many
+    messages) saves the lookup of this message's addresses.
+    """
+    direction = effective_direction(parsed, direction, own_addresses)
     decision = Decision(direction)
     facts = message_facts(parsed)
     verdict = rules.decide_message(facts, automatic=looks_automatic(parsed.headers, parsed.from_addr,
@@ -148,7 +164,7 @@ def decide(session: Session, rules: CompiledRules, parsed: ParsedMessage, direct
     if verdict.action is MessageAction.SEND_TO_RECORD:
         _send_to_named_record(session, decision, verdict.record, verdict.rule)
     else:
-        _decide_addresses(session, rules, parsed, decision, own)
+        _decide_addresses(session, rules, parsed, decision, own, lookups)
     if decision.records:
         for attachment in parsed.attachments:
             verdict_a = rules.decide_attachment(filename=attachment.filename, content_type=attachment.content_type,
@@ -168,12 +184,18 @@ def _ask(rules: CompiledRules, counterpart: Counterpart, matches: Matches, direc
                                 header=counterpart.header)
 
 
+def _relay_reply_to(parsed: ParsedMessage) -> list[str]:
+    """The Reply-To address that stands in for a sender matching no record (job-board relays)."""
+    return [a for a in parsed.reply_to if a != parsed.from_addr][:1]
+
+
 def _decide_addresses(session: Session, rules: CompiledRules, parsed: ParsedMessage, decision: Decision,
-                      own: frozenset[str]) -> None:
+                      own: frozenset[str], lookups: dict[str, Matches] | None) -> None:
     direction = decision.direction
     parties = counterparts(parsed, direction)
-    reply_to = [a for a in parsed.reply_to if a != parsed.from_addr][:1]
-    lookups = find_records(session, [c.address for c in parties] + reply_to)
+    reply_to = _relay_reply_to(parsed)
+    if lookups is None:
+        lookups = find_records(session, [c.address for c in parties] + reply_to)
     if not parties:
         decision.skip("no_counterpart", None)
         return

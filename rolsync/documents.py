@@ -4,7 +4,12 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+PARALLEL_WRITES = 8
+"""Files written (and fsynced) at once by `put_many`."""
 
 
 class DocumentStore:
@@ -40,8 +45,66 @@ class DocumentStore:
             raise
         return digest
 
+    def put_file(self, path: str | os.PathLike, sha256: str) -> str:
+        """Move a finished file into place as `sha256`, durably; it must be on the store's file system.
+
+        A parser spooling a big attachment writes it under the store's root
+        and hashes it as it goes, so storing it costs a rename, not a copy.
+        """
+        target = self.path_for(sha256)
+        if target.exists():
+            Path(path).unlink(missing_ok=True)
+            return sha256
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(path, target)
+        return sha256
+
+    def put_many(self, files: Mapping[str, bytes | Path]) -> None:
+        """Store several files given by SHA-256 (bytes, or a file for `put_file`), all durable on return."""
+        self.start_put_many(files)()
+
+    def start_put_many(self, files: Mapping[str, bytes | Path]) -> Callable[[], None]:
+        """Start storing several files; the function returned waits until all are durable (and raises).
+
+        The writes and their fsyncs run side by side in threads: the disk
+        absorbs several at once far faster than one after the other, and the
+        caller can write its database rows meanwhile (they must not be
+        committed before the wait).
+        """
+        missing = [(digest, data) for digest, data in files.items() if not self.path_for(digest).exists()]
+        for digest, data in files.items():
+            if isinstance(data, Path) and (digest, data) not in missing:
+                data.unlink(missing_ok=True)  # stored already: the spooled copy is not needed
+
+        def store(digest: str, data: bytes | Path) -> None:
+            if isinstance(data, Path):
+                self.put_file(data, digest)
+            else:
+                self.put(data, digest)
+
+        futures = [_writers().submit(store, digest, data) for digest, data in missing]
+
+        def wait() -> None:
+            for future in futures:
+                future.result()
+
+        return wait
+
     def read(self, sha256: str) -> bytes:
         return self.path_for(sha256).read_bytes()
 
     def exists(self, sha256: str) -> bool:
         return self.path_for(sha256).exists()
+
+
+_WRITERS: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _writers() -> ThreadPoolExecutor:
+    """This process's file-writing threads (kept: an import stores a batch of files at a time)."""
+    global _WRITERS
+    if _WRITERS is None or _WRITERS[0] != os.getpid():  # threads do not survive a fork
+        _WRITERS = (os.getpid(), ThreadPoolExecutor(max_workers=PARALLEL_WRITES, thread_name_prefix="document-store"))
+    return _WRITERS[1]

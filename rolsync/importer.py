@@ -1,20 +1,31 @@
 """The import of one mailbox: new messages become notes and documents, once.
 
-Safety rests on two rules. Each message is decided in one database
-transaction together with its ledger row and the folder's watermark, so a
-crash at any point leaves either all of a message or none of it. And the
-watermark (`FolderState.last_uid`) only moves past committed messages, so a
-message is never skipped because a later one was saved first.
+Safety rests on two rules. Each message is saved in one database transaction
+together with its ledger row and the folder's watermark, so a crash at any
+point leaves either all of a message or none of it. And the watermark
+(`FolderState.last_uid`) only moves past committed messages, so a message is
+never skipped because a later one was saved first.
+
+For speed the transaction holds a whole fetch batch: the batch's messages are
+parsed, then decided with one ledger query and one record lookup for all of
+them, then saved with a few multi-row statements, and committed together with
+the watermark at the batch's last UID. A crash loses the uncommitted batch and
+the next run reads it again, so nothing is lost and nothing duplicated. A
+message that cannot be saved rolls back alone (the batch is saved again one
+message at a time, each in a SAVEPOINT) and is recorded as failed, as before.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -24,8 +35,18 @@ from rolsync.documents import DocumentStore
 from rolsync.accounts import pause_account, record_auth_failure
 from rolsync.mail.errors import AuthFailed, FolderNotFound
 from rolsync.mail.imap import FetchedMessage, ImapSettings, MailboxSession, Security
-from rolsync.mail.parse import MessageUnreadable, ParsedMessage, parse_message, snippet
-from rolsync.decisions import decide
+from rolsync.mail.parse import (
+    POOL_MIN_MESSAGES,
+    MessageUnreadable,
+    ParsedMessage,
+    ParserPoolBroken,
+    discard_parser_pool,
+    parse_message,
+    parser_pool,
+    snippet,
+)
+from rolsync.decisions import Decision, addresses_to_match, decide
+from rolsync.matching import find_records
 from rolsync.models import (
     Direction,
     FolderState,
@@ -74,6 +95,18 @@ class FolderCounts:
     failed: int = 0
     already: int = 0
 
+    def count(self, outcome: "MessageOutcome | None") -> None:
+        if outcome is None:
+            self.already += 1
+            return
+        if outcome.outcome is Outcome.IMPORTED:
+            self.imported += 1
+        elif outcome.outcome is Outcome.FAILED:
+            self.failed += 1
+        else:
+            self.skipped += outcome.outcome is Outcome.SKIPPED
+        self.warnings += outcome.warnings
+
     def as_json(self) -> dict:
         return {
             "name": self.name,
@@ -118,6 +151,29 @@ class MessageOutcome:
     rule: str | None = None
     notes_created: int = 0
     warnings: int = 0
+
+
+@dataclass
+class _Message:
+    """One fetched message on its way through a batch: parsed, then decided, then saved."""
+
+    fetched: FetchedMessage
+    parsed: ParsedMessage | None = None
+    unreadable: MessageUnreadable | None = None
+    failure: Exception | None = None  # parsing, deciding or saving it raised
+    key: str = ""  # the ledger's dedupe key
+    decision: Decision | None = None
+    outcome: MessageOutcome | None = None  # None: this user's ledger has it already
+    recorded: bool = False  # a failure the ledger has already: counted again, not written again
+
+    @property
+    def raw_key(self) -> str:
+        """The ledger key of a message that could not be read or imported: its raw bytes identify it."""
+        return f"gm:{self.fetched.gm_msgid}" if self.fetched.gm_msgid else f"sha:{self.raw_sha256}"
+
+    @property
+    def raw_sha256(self) -> str:
+        return self.parsed.content_hash if self.parsed else _sha(self.fetched.raw)
 
 
 def settings_for(account: MailAccount, secrets: SecretBox, timeout: float = 30.0) -> ImapSettings:
@@ -181,6 +237,12 @@ class AccountImporter:
         self.own = self.rules.own_domains(account.host, account.account_email)
         self.own_addresses = {a.lower() for a in (account.account_email, account.user.email) if "@" in a}
 
+    @functools.cached_property
+    def _spool_dir(self) -> Path:
+        """Where the parser writes big attachments: the document store's root, so storing one is a rename."""
+        self.store.root.mkdir(parents=True, exist_ok=True)
+        return self.store.root
+
     # -- the run -------------------------------------------------------------
 
     def run(self) -> ImportResult:
@@ -218,11 +280,13 @@ class AccountImporter:
                 self.progress(done, total)
                 direction = Direction.RECEIVED if role == "inbox" else Direction.SENT
                 finished = len(take) == len(uids)
-                for fetched in mailbox.fetch(take, batch_size=self.fetch_batch):
-                    if done % self.fetch_batch == 0:
-                        self._refresh_rules()
-                    self._import_fetched(fetched, state, direction, counts)
-                    done += 1
+                batches = self._parsed(mailbox.fetch_batches(take, batch_size=self.fetch_batch),
+                                       use_pool=len(take) >= POOL_MIN_MESSAGES)
+                for batch, messages in batches:
+                    self._refresh_rules()
+                    self._import_batch(batch, messages, state, direction, counts)
+                    done += len(batch)
+                    del batch, messages  # not held while the next batch arrives (a big one can be 30 MB)
                     self.progress(done, total)
                     if self.deadline is not None and time.monotonic() > self.deadline and done < total:
                         finished = False
@@ -317,161 +381,280 @@ class AccountImporter:
             ))
             self.session.commit()
 
-    # -- one message ------------------------------------------------------------
+    # -- one batch of messages ---------------------------------------------------
 
-    def _import_fetched(self, fetched: FetchedMessage, state: FolderState, direction: Direction,
-                        counts: FolderCounts) -> None:
-        if state.floor_date is None and state.floor_uid and fetched.internaldate:
-            state.floor_date = fetched.internaldate
-        elif state.floor_date and fetched.internaldate and _aware(fetched.internaldate) < _aware(state.floor_date):
-            # Older than the first run's cap (seen again after a UIDVALIDITY change).
-            state.last_uid = fetched.uid
-            self.session.commit()
-            return
+    def _parsed(self, batches: Iterator[list[FetchedMessage]], *, use_pool: bool
+                ) -> Iterator[tuple[list[FetchedMessage], list[_Message]]]:
+        """Each fetched batch with its messages parsed, in order.
+
+        With `use_pool`, a batch is handed to the parser pool and the previous
+        one is given back to be saved while the pool works. A batch of one
+        message (a big one: batches are limited in bytes) is parsed here, when
+        its turn comes, so no more than two batches are ever held.
+        """
+        pending: tuple[list[FetchedMessage], Callable] | None = None
+        try:
+            for batch in batches:
+                results = self._parse_in_pool(batch) if use_pool and len(batch) > 1 else None
+                if pending is not None:
+                    ready, pending = pending, None
+                    yield ready[0], self._collect(*ready)
+                    ready = None
+                if results is None:
+                    yield batch, [self._parse(fetched) for fetched in batch]
+                else:
+                    pending = (batch, results)
+                batch = results = None  # not held while the next batch arrives
+            if pending is not None:
+                ready, pending = pending, None
+                yield ready[0], self._collect(*ready)
+        finally:
+            if pending is not None:  # the run stopped early: nobody will save these
+                for message in self._collect(*pending):
+                    if message.parsed is not None:
+                        message.parsed.discard_spool()
+
+    def _parse_in_pool(self, batch: list[FetchedMessage]) -> Callable | None:
+        pool = parser_pool()
+        return pool.submit([fetched.raw for fetched in batch], self._spool_dir) if pool is not None else None
+
+    def _collect(self, batch: list[FetchedMessage], results: Callable) -> list[_Message]:
+        """The pool's work on a batch; if a worker died, the batch is parsed here instead."""
+        try:
+            parsed = results()
+        except ParserPoolBroken:
+            log.warning("a parser worker died; parsing this batch in the import's own process")
+            discard_parser_pool()
+            return [self._parse(fetched) for fetched in batch]
+        messages = []
+        for fetched, result in zip(batch, parsed):
+            message = _Message(fetched)
+            if isinstance(result, MessageUnreadable):
+                message.unreadable = result
+            elif isinstance(result, Exception):
+                log.error("parsing UID %s failed: %s", fetched.uid, result)
+                message.failure = result
+            else:
+                message.parsed = result
+            messages.append(message)
+        return messages
+
+    def _parse(self, fetched: FetchedMessage) -> _Message:
+        message = _Message(fetched)
+        try:
+            message.parsed = parse_message(fetched.raw, spool_dir=self._spool_dir)
+        except MessageUnreadable as exc:
+            message.unreadable = exc
+        except Exception as exc:  # a message we cannot handle must not stop the mailbox
+            log.exception("parsing UID %s failed", fetched.uid)
+            message.failure = exc
+        return message
+
+    def _import_batch(self, batch: list[FetchedMessage], messages: list[_Message], state: FolderState,
+                      direction: Direction, counts: FolderCounts) -> None:
+        """Import one fetch batch in one transaction that also moves the watermark past it."""
+        try:
+            self._save_batch(messages, batch[-1].uid, state, direction, counts)
+        finally:
+            for message in messages:
+                if message.parsed is not None:
+                    message.parsed.discard_spool()
+
+    def _save_batch(self, fetched: list[_Message], last_uid: int, state: FolderState, direction: Direction,
+                    counts: FolderCounts) -> None:
         for attempt in (1, 2):
             try:
-                outcome = self.import_message(fetched, state, direction)
-                state.last_uid = fetched.uid
+                messages = self._within_floor(fetched, state)
+                # The watermark moves first, in the same transaction: it commits
+                # with the batch or not at all. (On SQLite this UPDATE also opens
+                # the transaction that the SAVEPOINTs of _save must nest in.)
+                state.last_uid = last_uid
+                self.session.flush()
+                self._decide(messages, direction)
+                self._save(messages, state)
                 self.session.commit()
                 break
             except FATAL_DB_ERRORS:
                 self.session.rollback()
                 raise
             except IntegrityError:
-                # Another consultant's import saved the same note a moment ago:
-                # try once more, now that it is visible.
+                # Another consultant's import saved a note of the same message
+                # a moment ago: decide the batch once more, now that it is visible.
                 self.session.rollback()
                 if attempt == 2:
                     raise
-            except Exception as exc:  # a message we cannot handle must not stop the mailbox
-                self.session.rollback()
-                log.exception("importing UID %s of folder %s failed", fetched.uid, state.name)
-                outcome = self._record_failure(fetched, state, direction, exc)
-                state.last_uid = fetched.uid
-                self.session.commit()
-                break
-        if outcome is None:
-            counts.already += 1
-        elif outcome.outcome is Outcome.IMPORTED:
-            counts.imported += 1
-        elif outcome.outcome is Outcome.FAILED:
-            counts.failed += 1
-        else:
-            counts.skipped += outcome.outcome is Outcome.SKIPPED
-        if outcome is not None:
-            counts.warnings += outcome.warnings
+        for message in messages:
+            counts.count(message.outcome)
 
-    def import_message(self, fetched: FetchedMessage, state: FolderState,
-                       direction: Direction) -> MessageOutcome | None:
-        """Decide and save one message inside the caller's transaction.
+    def _within_floor(self, messages: list[_Message], state: FolderState) -> list[_Message]:
+        """The messages not older than the first run's cap (older ones reappear after a UIDVALIDITY change)."""
+        kept = []
+        for message in messages:
+            internaldate = message.fetched.internaldate
+            if state.floor_date is None and state.floor_uid and internaldate:
+                state.floor_date = internaldate
+            elif state.floor_date and internaldate and _aware(internaldate) < _aware(state.floor_date):
+                continue
+            kept.append(message)
+        return kept
 
-        Returns None when this user's ledger already has the message.
+    def _decide(self, messages: list[_Message], direction: Direction) -> None:
+        """Ask the rules about every message of the batch; writes nothing.
+
+        One query finds the messages already in the ledger, one lookup the
+        records of every address; a message seen twice in the batch counts as
+        already imported the second time.
         """
+        for message in messages:
+            message.decision = message.outcome = None
+            message.recorded = False
+            readable = message.parsed is not None and message.failure is None
+            message.key = dedupe_key(message.parsed, message.fetched, message.raw_sha256) if readable \
+                else message.raw_key
+        seen = self._in_ledger({message.key for message in messages})
+        lookups = find_records(self.session, {
+            address for message in messages if message.key not in seen and message.parsed is not None
+            for address in addresses_to_match(message.parsed, direction, self.own_addresses)})
+        for message in messages:
+            if message.failure is not None:
+                message.outcome = MessageOutcome(Outcome.FAILED, "error", None, warnings=1)
+                message.recorded = message.key in seen
+                seen.add(message.key)
+                continue
+            if message.key in seen:
+                continue  # outcome None: already imported
+            seen.add(message.key)
+            if message.unreadable is not None:
+                message.outcome = MessageOutcome(Outcome.WARNED, "unreadable", None, warnings=1)
+                continue
+            try:
+                decision = decide(self.session, self.rules, message.parsed, direction, own=self.own,
+                                  own_addresses=self.own_addresses, lookups=lookups)
+            except FATAL_DB_ERRORS:
+                raise
+            except Exception as exc:
+                log.exception("deciding on UID %s failed", message.fetched.uid)
+                self._fail(message, exc)
+                continue
+            message.decision = decision
+            message.outcome = MessageOutcome(decision.outcome, decision.reason, decision.rule,
+                                             warnings=len(decision.warnings))
+
+    def _fail(self, message: _Message, exc: Exception) -> None:
+        """Turn a message into a failure, kept as a warning so it can be retried."""
+        message.failure = exc
+        message.decision = None
+        message.key = message.raw_key
+        message.outcome = MessageOutcome(Outcome.FAILED, "error", None, warnings=1)
+        message.recorded = bool(self._in_ledger({message.key}))
+
+    def _in_ledger(self, keys: set[str]) -> set[str]:
+        """Which of these dedupe keys this user's ledger has."""
+        if not keys:
+            return set()
+        return set(self.session.scalars(
+            select(ImportedMessage.dedupe_key).where(
+                ImportedMessage.user_id == self.user_id, ImportedMessage.dedupe_key.in_(sorted(keys)))))
+
+    def _save(self, messages: list[_Message], state: FolderState) -> None:
+        """Write the batch; if that fails, write it message by message so only the bad one fails."""
         try:
-            parsed = parse_message(fetched.raw)
-        except MessageUnreadable as exc:
-            return self._record_unreadable(fetched, state, exc)
-        key = dedupe_key(parsed, fetched, parsed.content_hash)
-        if self._in_ledger(key):
-            return None
-        decision = decide(self.session, self.rules, parsed, direction, own=self.own,
-                          own_addresses=self.own_addresses)
-        outcome = MessageOutcome(decision.outcome, decision.reason, decision.rule)
-        if decision.records:
-            outcome.notes_created = notes.save_message_as_notes(
-                self.session, self.store, self.rules, parsed, user_id=self.user_id, folder=state.name,
-                direction=decision.direction, records=decision.records, kept=decision.kept)
-        raw_sha = None
-        if decision.warnings or decision.pending:
-            raw_sha = self._store_bytes(fetched.raw)
-        for warning in decision.warnings:
-            self.session.add(ImportWarning(
-                user_id=self.user_id,
-                message_key=message_key(parsed, parsed.content_hash),
-                message_id=parsed.message_id,
-                folder=state.name,
-                subject=parsed.subject,
-                from_addr=parsed.from_addr or "",
-                sent_at=parsed.date,
-                snippet=snippet(parsed.text),
-                raw_sha256=raw_sha,
-                **warning,
-            ))
-            outcome.warnings += 1
-        for address in decision.pending:
-            notes.hold_for_record(self.session, user_id=self.user_id, address=address,
-                                  message_key=message_key(parsed, parsed.content_hash), raw_sha256=raw_sha,
-                                  folder=state.name, direction=decision.direction)
-        details = {"dropped": [d.as_json() for d in decision.dropped]} if decision.dropped else None
-        self._add_ledger(key, parsed, fetched, state, outcome, details)
-        return outcome
+            with self.session.begin_nested():
+                self._write(messages, state)
+            return
+        except (*FATAL_DB_ERRORS, IntegrityError):
+            raise
+        except Exception:
+            log.warning("saving %d messages of %s at once failed; saving them one by one", len(messages),
+                        state.name, exc_info=True)
+        for message in messages:
+            try:
+                with self.session.begin_nested():
+                    self._write([message], state)
+            except (*FATAL_DB_ERRORS, IntegrityError):
+                raise
+            except Exception as exc:  # a message we cannot handle must not stop the mailbox
+                log.exception("importing UID %s of folder %s failed", message.fetched.uid, state.name)
+                self._fail(message, exc)
+                with self.session.begin_nested():
+                    self._write([message], state)
 
-    def _in_ledger(self, key: str) -> bool:
-        return self.session.scalar(
-            select(ImportedMessage.id).where(
-                ImportedMessage.user_id == self.user_id, ImportedMessage.dedupe_key == key
-            )
-        ) is not None
+    def _write(self, messages: list[_Message], state: FolderState) -> None:
+        """The rows of decided messages: notes and documents, warnings, held messages, ledger rows."""
+        writer = notes.NoteWriter(self.session, self.store)
+        writer.look_up((notes.message_key(m.parsed), record) for m in messages if m.decision is not None
+                       for record in m.decision.records)
+        raw_sha256: dict[int, str] = {}
+        for message in messages:
+            decision = message.decision
+            if message.outcome is None or message.recorded:
+                continue
+            if decision is not None and decision.records:
+                message.outcome.notes_created = writer.add(
+                    message.parsed, user_id=self.user_id, folder=state.name, direction=decision.direction,
+                    records=decision.records, kept=decision.kept)
+            if decision is None or decision.warnings or decision.pending:
+                # The raw message, so resolving the warning needs no IMAP.
+                raw_sha256[id(message)] = writer.store_bytes(message.fetched.raw, message.raw_sha256)
+        writer.flush()
+        warnings, ledger = [], []
+        for message in messages:
+            if message.outcome is None or message.recorded:
+                continue
+            raw_sha = raw_sha256.get(id(message))
+            warnings += self._warning_rows(message, state, raw_sha)
+            decision = message.decision
+            for address in decision.pending if decision else ():
+                notes.hold_for_record(self.session, user_id=self.user_id, address=address,
+                                      message_key=notes.message_key(message.parsed), raw_sha256=raw_sha,
+                                      folder=state.name, direction=decision.direction)
+            ledger.append(self._ledger_row(message, state))
+        if warnings:
+            self.session.execute(insert(ImportWarning), warnings)
+        if ledger:
+            self.session.execute(insert(ImportedMessage.__table__), ledger)
 
-    def _store_bytes(self, data: bytes, sha256: str | None = None) -> str:
-        return notes.store_bytes(self.session, self.store, data, sha256)
+    def _warning_rows(self, message: _Message, state: FolderState, raw_sha: str | None) -> list[dict]:
+        fetched, parsed = message.fetched, message.parsed
+        base = {"user_id": self.user_id, "status": WarningStatus.OPEN.value, "folder": state.name,
+                "raw_sha256": raw_sha, "created_at": utcnow()}
+        if message.failure is not None:
+            return [{**base, "kind": WarningKind.IMPORT_FAILED.value, "message_key": f"sha:{message.raw_sha256}",
+                     "detail": f"Importing the message with UID {fetched.uid} in {state.name} failed "
+                               f"({type(message.failure).__name__}); it is kept here so it can be retried."}]
+        if message.unreadable is not None:
+            return [{**base, "kind": WarningKind.UNREADABLE_MESSAGE.value,
+                     "message_key": f"sha:{message.raw_sha256}",
+                     "detail": f"The message with UID {fetched.uid} in {state.name} could not be read: "
+                               f"{message.unreadable.reason}"}]
+        about = {"message_key": notes.message_key(parsed), "message_id": parsed.message_id,
+                 "subject": parsed.subject, "from_addr": parsed.from_addr or "", "sent_at": parsed.date,
+                 "snippet": snippet(parsed.text)}
+        return [{**base, **about, **warning} for warning in message.decision.warnings]
 
-    def _add_ledger(self, key: str, parsed: ParsedMessage | None, fetched: FetchedMessage,
-                    state: FolderState, outcome: MessageOutcome, details: dict | None = None) -> None:
-        self.session.add(ImportedMessage(
-            user_id=self.user_id,
-            dedupe_key=key,
-            message_key=message_key(parsed, parsed.content_hash if parsed else _sha(fetched.raw)),
-            message_id=parsed.message_id if parsed else None,
-            folder=state.name,
-            uidvalidity=state.uidvalidity,
-            uid=fetched.uid,
-            subject=parsed.subject if parsed else "",
-            from_addr=(parsed.from_addr or "") if parsed else "",
-            sent_at=parsed.date if parsed else None,
-            outcome=outcome.outcome.value,
-            reason=outcome.reason,
-            rule=outcome.rule,
-            ruleset_version=self.rules.version,
-            notes_created=outcome.notes_created,
-            details=details,
-        ))
-
-    def _record_unreadable(self, fetched: FetchedMessage, state: FolderState,
-                           exc: MessageUnreadable) -> MessageOutcome | None:
-        key = f"gm:{fetched.gm_msgid}" if fetched.gm_msgid else f"sha:{_sha(fetched.raw)}"
-        if self._in_ledger(key):
-            return None
-        outcome = MessageOutcome(Outcome.WARNED, "unreadable", None, warnings=1)
-        self.session.add(ImportWarning(
-            user_id=self.user_id,
-            kind=WarningKind.UNREADABLE_MESSAGE.value,
-            message_key=f"sha:{_sha(fetched.raw)}",
-            folder=state.name,
-            detail=f"The message with UID {fetched.uid} in {state.name} could not be read: {exc.reason}",
-            raw_sha256=self._store_bytes(fetched.raw),
-        ))
-        self._add_ledger(key, None, fetched, state, outcome)
-        return outcome
-
-    def _record_failure(self, fetched: FetchedMessage, state: FolderState, direction: Direction,
-                        exc: Exception) -> MessageOutcome:
-        """Keep a message that broke the import as a warning, so it can be retried."""
-        key = f"gm:{fetched.gm_msgid}" if fetched.gm_msgid else f"sha:{_sha(fetched.raw)}"
-        outcome = MessageOutcome(Outcome.FAILED, "error", None, warnings=1)
-        if self._in_ledger(key):
-            return outcome
-        self.session.add(ImportWarning(
-            user_id=self.user_id,
-            kind=WarningKind.IMPORT_FAILED.value,
-            message_key=f"sha:{_sha(fetched.raw)}",
-            folder=state.name,
-            detail=f"Importing the message with UID {fetched.uid} in {state.name} failed "
-                   f"({type(exc).__name__}); it is kept here so it can be retried.",
-            raw_sha256=self._store_bytes(fetched.raw),
-        ))
-        self._add_ledger(key, None, fetched, state, outcome)
-        return outcome
+    def _ledger_row(self, message: _Message, state: FolderState) -> dict:
+        parsed = message.parsed if message.failure is None and message.unreadable is None else None
+        outcome, decision = message.outcome, message.decision
+        details = {"dropped": [d.as_json() for d in decision.dropped]} if decision and decision.dropped else None
+        return {
+            "user_id": self.user_id,
+            "dedupe_key": message.key,
+            "message_key": message_key(parsed, message.raw_sha256),
+            "message_id": parsed.message_id if parsed else None,
+            "folder": state.name,
+            "uidvalidity": state.uidvalidity,
+            "uid": message.fetched.uid,
+            "subject": parsed.subject if parsed else "",
+            "from_addr": (parsed.from_addr or "") if parsed else "",
+            "sent_at": parsed.date if parsed else None,
+            "outcome": outcome.outcome.value,
+            "reason": outcome.reason,
+            "rule": outcome.rule,
+            "ruleset_version": self.rules.version,
+            "notes_created": outcome.notes_created,
+            "details": details,
+            "created_at": utcnow(),
+        }
 
 
 def _aware(value: datetime) -> datetime:
@@ -480,8 +663,6 @@ def _aware(value: datetime) -> datetime:
 
 
 def _sha(data: bytes) -> str:
-    import hashlib
-
     return hashlib.sha256(data).hexdigest()
 
 
