@@ -1,4 +1,4 @@
-# The two quick-start commands: `make run` and `make test`.
+# The two quick-start commands: `make run` and `make test`; `make bench` measures the import.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export FLASK_APP := wsgi
 
-.PHONY: run test venv migrate web worker clean
+.PHONY: run test bench venv migrate web worker clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ worker: migrate
 test: venv
 	./scripts/system-deps.sh
 	$(BIN)/python -m pytest
+
+## bench: import, idle-poll, matching and memory benchmarks on SQLite and PostgreSQL (own Dovecot; prints a table)
+bench: venv
+	./scripts/system-deps.sh
+	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
