@@ -55,4 +55,9 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # A 64 MB page cache (the default is 2 MB) keeps the address index of a
+    # CRM of a million records in memory, so a lookup costs what it does with
+    # ten thousand; memory-mapped reads skip a copy per page.
+    cursor.execute("PRAGMA cache_size=-65536")
+    cursor.execute("PRAGMA mmap_size=268435456")
     cursor.close()

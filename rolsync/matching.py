@@ -35,25 +35,27 @@ class Matches:
 
 
 def find_records(session: Session, addresses: Iterable[str]) -> dict[str, Matches]:
-    """Every normalised address -> the records holding it; two indexed queries per batch."""
+    """Every normalised address -> the records holding it, contacts and candidates in id order.
+
+    One query on the address index, then the records by primary key: no
+    join, so the cost does not grow with the CRM (a join lets PostgreSQL's
+    planner pick a hash join that scans a small CRM's whole table).
+    """
     wanted = sorted({a for a in (normalise_address(x) for x in addresses) if a})
     found: dict[str, Matches] = {address: Matches() for address in wanted}
     if not wanted:
         return found
-    contacts = session.execute(
-        select(EmailAddress.address, Contact.id, Contact.name, Contact.updated_at)
-        .join(Contact, EmailAddress.contact_id == Contact.id)
+    owners = session.execute(
+        select(EmailAddress.address, EmailAddress.contact_id, EmailAddress.candidate_id)
         .where(EmailAddress.address.in_(wanted))
-        .order_by(Contact.id)
-    )
-    for address, id_, name, updated in contacts:
-        found[address].contacts.append(RecordRef(RecordKind.CONTACT, id_, name, updated))
-    candidates = session.execute(
-        select(EmailAddress.address, Candidate.id, Candidate.name, Candidate.updated_at)
-        .join(Candidate, EmailAddress.candidate_id == Candidate.id)
-        .where(EmailAddress.address.in_(wanted))
-        .order_by(Candidate.id)
-    )
-    for address, id_, name, updated in candidates:
-        found[address].candidates.append(RecordRef(RecordKind.CANDIDATE, id_, name, updated))
+    ).all()
+    for kind, model, column in ((RecordKind.CONTACT, Contact, 1), (RecordKind.CANDIDATE, Candidate, 2)):
+        ids = {row[column] for row in owners if row[column] is not None}
+        if not ids:
+            continue
+        records = {id_: RecordRef(kind, id_, name, updated) for id_, name, updated in session.execute(
+            select(model.id, model.name, model.updated_at).where(model.id.in_(sorted(ids))))}
+        for row in sorted(owners, key=lambda row: row[column] or 0):
+            if row[column] in records:
+                found[row.address].of_kind(kind.value).append(records[row[column]])
     return found
