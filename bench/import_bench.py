@@ -6,6 +6,7 @@ runs these two through `bench/run.py` (which starts Dovecot and prints the table
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import statistics
@@ -74,7 +75,8 @@ def measure_import(setup: dict, database: str, work: Path) -> dict:
         fetch_s = statistics.median(f[0] for f in fetches)
         quiet_s = statistics.median(bare_fetch(setup["corpus_mailbox"], quiet=True)[0] for _ in range(FETCH_REPEATS))
         start = time.perf_counter()
-        result = run_import_job(app, account_id)
+        with _profiled(work / f"profile-import-{database}.txt"):
+            result = run_import_job(app, account_id)
         import_s = time.perf_counter() - start
         with app.app_context():
             found = note_pairs(db.session)
@@ -124,6 +126,23 @@ def measure_memory(setup: dict, database: str, work: Path) -> dict:
                 "correct": notes == big == setup["big_count"]}
     finally:
         drop_database(url)
+
+
+@contextlib.contextmanager
+def _profiled(report: Path):
+    """With ROLSYNC_BENCH_PROFILE set (`run.py --profile`), profile the block with pyinstrument into that folder."""
+    folder = os.environ.get("ROLSYNC_BENCH_PROFILE")
+    if not folder:
+        yield
+        return
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.001)
+    with profiler:
+        yield
+    path = Path(folder) / report.name
+    path.write_text(profiler.output_text(unicode=True, show_all=False))
+    print(f"bench: profile written to {path}", file=sys.stderr, flush=True)
 
 
 def _burst_worker() -> tuple[float, float]:

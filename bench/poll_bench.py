@@ -50,10 +50,21 @@ def measure_polls(setup: dict, database: str, work: Path) -> dict:
                     cpu[name].append(elapsed_cpu)
         small, large = (statistics.median(timings[n]) for n in ("small_mailbox", "large_mailbox"))
         small_cpu, large_cpu = (statistics.median(cpu[n]) for n in ("small_mailbox", "large_mailbox"))
+        bare = {name: statistics.median(_bare_status(setup[name]) for _ in range(POLLS))
+                for name in ("small_mailbox", "large_mailbox")}
         return {"small_s": small, "large_s": large, "small_cpu_s": small_cpu, "large_cpu_s": large_cpu,
-                "polls": POLLS}
+                "bare_small_s": bare["small_mailbox"], "bare_large_s": bare["large_mailbox"], "polls": POLLS}
     finally:
         drop_database(url)
+
+
+def _bare_status(mailbox) -> float:
+    """Seconds for imapclient alone to log in and ask STATUS of both folders: the server's share of a poll."""
+    start = time.perf_counter()
+    with mailbox.client() as client:
+        for folder in ("INBOX", "Sent"):
+            client.folder_status(folder, ["MESSAGES", "UIDNEXT", "UIDVALIDITY"])
+    return time.perf_counter() - start
 
 
 def _owner_opens_folders(*mailboxes) -> None:

@@ -1,7 +1,7 @@
 """The benchmark (`make bench`): builds the mailboxes once, measures on SQLite and PostgreSQL, prints the table.
 
     python bench/run.py [--messages 2000] [--records 10000] [--databases sqlite,postgresql]
-                        [--only import,poll,matching,memory]
+                        [--only import,poll,matching,memory] [--profile DIR]
 
 1. import of N messages of a generated recruitment mailbox via the real job,
    against a bare imapclient fetch of the same messages in the same process;
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -135,6 +136,9 @@ def table(results: dict[str, dict[str, dict]], databases: list[str]) -> str:
         measure="poll")
     row("2. ratio 20,000 / 200", lambda r: ratio_met(r["large_s"] / r["small_s"], TARGETS["poll"]),
         f"\u2264 {TARGETS['poll']}\u00d7", measure="poll")
+    row("2. bare imapclient login + STATUS of both folders, 200 / 20,000 messages (the server's floor)",
+        lambda r: f"{r['bare_small_s'] * 1000:.1f} / {r['bare_large_s'] * 1000:.1f} ms "
+                  f"({r['bare_large_s'] / r['bare_small_s']:.2f}\u00d7)", measure="poll")
     row("2. rolsync's own CPU per poll, 200 / 20,000 messages (the rest is waiting for Dovecot)",
         lambda r: f"{r['small_cpu_s'] * 1000:.1f} / {r['large_cpu_s'] * 1000:.1f} ms "
                   f"({r['large_cpu_s'] / r['small_cpu_s']:.2f}\u00d7)", measure="poll")
@@ -170,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--big-count", type=int, default=20)
     parser.add_argument("--big-mb", type=int, default=25)
     parser.add_argument("--json", action="store_true", help="also print the raw results as JSON")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="profile the import with pyinstrument and write the reports into DIR")
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # internal: one measurement, in its own process
     parser.add_argument("--database", help=argparse.SUPPRESS)
     parser.add_argument("--setup", help=argparse.SUPPRESS)
@@ -178,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.measure:
         print(json.dumps(_measure(args.measure, Path(args.setup), args.database, Path(args.work))))
         return 0
+    if args.profile:
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
+        os.environ["ROLSYNC_BENCH_PROFILE"] = str(Path(args.profile).resolve())
     args.only = [m for m in args.only.split(",") if m]
     databases = [d for d in args.databases.split(",") if d]
     unknown = set(args.only) - set(MEASURES) | set(databases) - set(DATABASES)
