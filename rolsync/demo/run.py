@@ -94,7 +94,7 @@ class Demo:
         self.credentials = Credentials()
         self.account_id: int | None = None
         self._defer_signals = False
-        self._signal_pending = False
+        self._stop_requested = False
 
     @property
     def url(self) -> str:
@@ -113,7 +113,9 @@ class Demo:
             self.base_dir = Path(tempfile.mkdtemp(prefix="rolsync-demo-"))
             env = self._environment()
             self._start_mailbox()
+            self._check_stop()
             app = self._prepare_app(env)
+            self._check_stop()
             self._start_children(env)
             self._first_import(app)
             self._print_ready()
@@ -132,11 +134,19 @@ class Demo:
         return 0
 
     def _on_signal(self, _signum, _frame) -> None:
-        """Ctrl-C, SIGTERM and a closed terminal all stop the demo the same way."""
-        if self._defer_signals:
-            self._signal_pending = True
-            return
-        raise KeyboardInterrupt
+        """Ctrl-C, SIGTERM and a closed terminal all stop the demo the same way.
+
+        The flag is what counts: an exception raised while Python runs a
+        finaliser (SQLAlchemy has weakref callbacks) is printed and dropped, so
+        every step and wait loop also checks the flag (`_check_stop`).
+        """
+        self._stop_requested = True
+        if not self._defer_signals:
+            raise KeyboardInterrupt
+
+    def _check_stop(self) -> None:
+        if self._stop_requested:
+            raise KeyboardInterrupt
 
     @contextlib.contextmanager
     def _uninterrupted(self):
@@ -146,8 +156,7 @@ class Demo:
             yield
         finally:
             self._defer_signals = False
-        if self._signal_pending:
-            raise KeyboardInterrupt
+        self._check_stop()
 
     def _check_machine(self) -> None:
         """Fail before starting anything, with what to do about it."""
@@ -298,6 +307,8 @@ class Demo:
             self.children.append(_Child(name, process, log_path))
 
     def _check_children(self) -> None:
+        """Called by every wait loop: stop on Ctrl-C, and when a child has died."""
+        self._check_stop()
         for child in self.children:
             if child.process.poll() is not None:
                 raise DemoError(f"the {child.name} stopped (exit status {child.process.returncode}); "
@@ -409,17 +420,34 @@ class Demo:
             self.say("The demo has stopped everything it started and removed its files.")
 
     def _forget_queue(self) -> None:
-        """Delete this run's keys from Redis (its queue, jobs, locks, sign-in counters)."""
+        """Delete this run's state from Redis: its queue, its jobs and their results, locks, sign-in counters.
+
+        Left to expire by themselves (within minutes): the worker's and the cron
+        scheduler's own registrations, which RQ keeps a little after they stop.
+        """
         from redis import Redis
         from redis.exceptions import RedisError
+        from rq import Queue
+        from rq.job import Job
+        from rq.results import Result
 
         try:
             redis = Redis.from_url(self.options.redis_url, socket_connect_timeout=3)
+            queue = Queue(self.queue_name, connection=redis)
+            job_ids = set(queue.get_job_ids())
+            for registry in (queue.started_job_registry, queue.finished_job_registry, queue.failed_job_registry,
+                             queue.scheduled_job_registry, queue.deferred_job_registry,
+                             queue.canceled_job_registry):
+                job_ids.update(registry.get_job_ids())
+            for job in Job.fetch_many(sorted(job_ids), connection=redis):
+                if job is not None:
+                    Result.delete_all(job)
+                    job.delete()
             keys = list(redis.scan_iter(match=f"*{self.queue_name}*", count=1000))
             if keys:
                 redis.delete(*keys)
         except RedisError:
-            pass  # the keys carry this run's unique queue name; nothing else will ever read them
+            pass  # everything here carries this run's unique queue name; no later run reads it
 
 
 def _dovecot():
