@@ -1,4 +1,4 @@
-# The two quick-start commands: `make run` and `make test`; `make bench` measures the import.
+# The quick-start commands: `make run`, `make test` and `make demo`; `make bench` measures the import.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export FLASK_APP := wsgi
 
-.PHONY: run test bench venv migrate web worker clean
+.PHONY: run test demo bench venv migrate web worker clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ worker: migrate
 test: venv
 	./scripts/system-deps.sh
 	$(BIN)/python -m pytest
+
+## demo: a sample mailbox on a local Dovecot, a sample CRM and two users, the panel and a worker,
+## the first import done; prints the URL and the passwords; Ctrl-C stops it all and removes its files
+demo: venv
+	./scripts/system-deps.sh
+	$(BIN)/python -m rolsync.demo --host $(HOST) --port $(PORT)
 
 ## bench: import, idle-poll, matching and memory benchmarks on SQLite and PostgreSQL (own Dovecot; prints a table)
 bench: venv

@@ -1,6 +1,7 @@
-"""Shared fixtures: a real Dovecot, real Redis, SQLite and PostgreSQL, a seeded CRM."""
+"""Shared fixtures: a real Dovecot, real Redis, SQLite and PostgreSQL, a seeded CRM, headless Chromium."""
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
@@ -18,6 +19,8 @@ from tests.support.dovecot import DovecotServer
 POSTGRES_ADMIN_URL = os.environ.get("ROLSYNC_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 TEST_REDIS_URL = os.environ.get("ROLSYNC_TEST_REDIS", "redis://127.0.0.1:6379/13")
 ENCRYPTION_KEY = Fernet.generate_key().decode()
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 _users = itertools.count(1)
 
 
@@ -216,3 +219,25 @@ def crm(app, tmp_path):
     ]
     load_crm(app, rows, tmp_path)
     return rows
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian Chromium driven by Playwright's sync API (which must not run inside an asyncio loop)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:  # pragma: no cover - only if someone runs the suite under an event loop
+        pytest.fail("Playwright's sync API cannot run inside a running asyncio loop")
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    try:
+        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+    finally:
+        playwright.stop()

@@ -1,7 +1,10 @@
-"""Fixtures for the panel: signed-in test clients, a CSRF-enforcing app, a live server and headless Chromium."""
+"""Fixtures for the panel: signed-in test clients, a CSRF-enforcing app, a live server and a browser page.
+
+The browser itself (`browser`) is in tests/conftest.py: the demo's test drives it too, and
+Playwright's sync API cannot start a second one while the first runs.
+"""
 from __future__ import annotations
 
-import asyncio
 import re
 import threading
 import uuid
@@ -15,8 +18,6 @@ from rolsync.extensions import db
 from rolsync.models import Role, User
 
 PASSWORD = "correct-horse-battery"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def add_user(app, *, admin: bool = False, email: str | None = None, password: str = PASSWORD,
@@ -152,28 +153,6 @@ def live_server(monkeypatch, tmp_path, sqlite_url):
     server.server_close()
     with app.app_context():
         db.engine.dispose()
-
-
-@pytest.fixture(scope="session")
-def browser():
-    """Headless Debian Chromium driven by Playwright's sync API (which must not run inside an asyncio loop)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:  # pragma: no cover - only if someone runs the suite under an event loop
-        pytest.fail("Playwright's sync API cannot run inside a running asyncio loop")
-    from playwright.sync_api import sync_playwright
-
-    playwright = sync_playwright().start()
-    try:
-        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-    finally:
-        playwright.stop()
 
 
 @pytest.fixture

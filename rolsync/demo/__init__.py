@@ -1,0 +1,1 @@
+"""`python -m rolsync.demo`: the whole product on one machine, with a sample mailbox, CRM and users."""
