@@ -107,6 +107,9 @@ class Token(TokenMixin):
     expires_in: int
     issued_at: float = field(default_factory=time.time)
     revoked: bool = False
+    """The whole grant is gone: neither this access token nor its refresh token works."""
+    access_ended: bool = False
+    """Only this access token was ended early; the refresh token still works."""
 
     def check_client(self, client):
         return client.get_client_id() == self.client_id
@@ -121,7 +124,7 @@ class Token(TokenMixin):
         return time.time() >= self.issued_at + self.expires_in
 
     def is_revoked(self):
-        return self.revoked
+        return self.revoked or self.access_ended
 
     def get_user(self):
         return self.user
@@ -219,6 +222,13 @@ class OAuthServer:
                 if token.user == user:
                     token.revoked = True
 
+    def end_access_tokens(self, user: str) -> None:
+        """End the user's access tokens before their time, keeping the consent (a provider may do so)."""
+        with self._lock:
+            for token in self.tokens:
+                if token.user == user:
+                    token.access_ended = True
+
     def tokens_of(self, user: str) -> list[Token]:
         with self._lock:
             return [token for token in self.tokens if token.user == user]
@@ -315,9 +325,9 @@ class OAuthServer:
 
         @app.route("/authorize", methods=["POST"])
         def authorize_decision():
-            if request.form.get("decision") != "allow":
-                return server.create_authorization_response(grant_user=None)
-            return server.create_authorization_response(grant_user=request.form["account"].strip().lower())
+            user = request.form["account"].strip().lower() if request.form.get("decision") == "allow" else None
+            grant = server.get_consent_grant(end_user=user)
+            return server.create_authorization_response(grant_user=user, grant=grant)
 
         @app.route("/token", methods=["POST"])
         def issue_token():
