@@ -140,16 +140,17 @@ def record_auth_failure(session: Session, account: MailAccount, limit: int) -> N
     account.auth_failures = (account.auth_failures or 0) + 1
     if account.uses_oauth:
         provider = (account.oauth_provider or "the provider").capitalize()
+        reconnect = f"Reconnect with {provider} in Preferences (Configure Email Importing) to resume."
         if not account.oauth_refresh_token_encrypted:
             # The provider refused the refresh token: the consent is gone, and no retry can bring it back.
-            limit = 1
-        if account.auth_failures >= limit:
-            pause_account(
-                session, account, WarningKind.AUTH_FAILED,
-                f"{provider} no longer lets rolsync sign in to this mailbox (the access was withdrawn, has "
-                f"expired or was refused {account.auth_failures} time(s) in a row), so importing is paused. "
-                f"Reconnect with {provider} in Preferences (Configure Email Importing) to resume.",
-            )
+            pause_account(session, account, WarningKind.AUTH_FAILED,
+                          f"{provider} no longer lets rolsync read this mailbox: the access was withdrawn or has "
+                          f"expired, so importing is paused. {reconnect}")
+        elif account.auth_failures >= limit:
+            pause_account(session, account, WarningKind.AUTH_FAILED,
+                          f"The mail server refused the access from {provider} {account.auth_failures} times in a "
+                          f"row, so importing is paused. {reconnect} If it keeps failing, check that IMAP is on "
+                          "for the mailbox.")
         return
     if account.auth_failures >= limit:
         pause_account(

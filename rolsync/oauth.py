@@ -36,6 +36,7 @@ from authlib.oauth2.rfc6749.errors import OAuth2Error
 from sqlalchemy.orm import Session, object_session
 
 from rolsync.accounts import resume_account
+from rolsync.config import ConfigError
 from rolsync.crypto import SecretBox
 from rolsync.mail.errors import OAuthProviderError, oauth_access_revoked
 from rolsync.mail.imap import ImapSettings, Security
@@ -96,7 +97,11 @@ def providers_from_config(config: Mapping) -> dict[str, OAuthProvider]:
     for name, settings in (config.get("OAUTH_PROVIDERS") or {}).items():
         ca_pem = None
         if settings.get("imap_ca_file"):
-            ca_pem = Path(settings["imap_ca_file"]).read_text(encoding="ascii", errors="replace")
+            try:
+                ca_pem = Path(settings["imap_ca_file"]).read_text(encoding="ascii", errors="replace")
+            except OSError as exc:
+                raise ConfigError(f"ROLSYNC_{name.upper()}_IMAP_CA_FILE: cannot read {settings['imap_ca_file']} "
+                                  f"({exc.strerror}); give the path of a PEM file, or unset it") from exc
         providers[name] = OAuthProvider(
             name=name, client_id=settings["client_id"], client_secret=settings["client_secret"],
             authorize_url=settings["authorize_url"], token_url=settings["token_url"],
@@ -253,9 +258,11 @@ class AccountTokens:
         account, provider = self.account, self.provider
         label = LABELS.get(account.oauth_provider or "", "the provider")
         if provider is None:
-            raise OAuthProviderError(
+            error = OAuthProviderError(
                 message=f"Connecting mailboxes with {label} is not set up on this rolsync any more.",
                 hint="Ask your administrator to configure it again, or enter a password for the mailbox.")
+            error.transient = False  # waiting will not bring the settings back
+            raise error
         if not account.oauth_refresh_token_encrypted:
             raise oauth_access_revoked(
                 message=f"The mailbox is not connected to {label} any more.",

@@ -319,6 +319,33 @@ def test_a_password_replaces_the_oauth_connection(sqlite_mailbox):
     assert "Connect with Google" in page
 
 
+def test_a_client_id_without_its_secret_stops_the_app_with_a_clear_message(monkeypatch, tmp_path):
+    from rolsync.config import ConfigError, load_config
+
+    monkeypatch.setenv("ROLSYNC_MICROSOFT_CLIENT_ID", "some-app-id")
+    monkeypatch.delenv("ROLSYNC_MICROSOFT_CLIENT_SECRET", raising=False)
+
+    with pytest.raises(ConfigError, match="ROLSYNC_MICROSOFT_CLIENT_SECRET is not"):
+        load_config(str(tmp_path))
+
+
+def test_production_endpoints_are_the_defaults(monkeypatch, tmp_path):
+    from rolsync.config import load_config
+
+    monkeypatch.setenv("ROLSYNC_MICROSOFT_CLIENT_ID", "some-app-id")
+    monkeypatch.setenv("ROLSYNC_MICROSOFT_CLIENT_SECRET", "some-secret")
+    monkeypatch.setenv("ROLSYNC_MICROSOFT_TENANT", "contoso.example")
+
+    microsoft = oauth.providers_from_config(load_config(str(tmp_path)))["microsoft"]
+
+    assert microsoft.authorize_url == "https://login.microsoftonline.com/contoso.example/oauth2/v2.0/authorize"
+    assert microsoft.token_url == "https://login.microsoftonline.com/contoso.example/oauth2/v2.0/token"
+    assert (microsoft.imap_host, microsoft.imap_port, microsoft.revoke_url) == ("outlook.office365.com", 993, "")
+    assert "https://outlook.office.com/IMAP.AccessAsUser.All" in microsoft.scope.split()
+    assert "offline_access" in microsoft.scope.split()
+    assert "some-secret" not in repr(microsoft)
+
+
 def test_the_mailbox_address_comes_from_the_id_token():
     def part(claims: dict) -> str:
         import base64

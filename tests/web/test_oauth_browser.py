@@ -60,7 +60,7 @@ def test_connect_with_google_consent_import_then_reconnect_after_revocation(
     oauth_server.revoke_user(email)
     _import_with_a_worker(page, app, email)
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Warnings").click()
-    expect(page.get_by_text("no longer lets rolsync sign in")).to_be_visible()
+    expect(page.get_by_text("Google no longer lets rolsync read this mailbox")).to_be_visible()
     page.get_by_role("link", name="Reconnect with Google").click()
     page.get_by_role("button", name="Allow").click()
 

@@ -25,8 +25,7 @@ class DisconnectForm(FlaskForm):
 
 @bp.app_context_processor
 def oauth_template_helpers():
-    return {"oauth_providers": services.get().oauth_providers, "oauth_label": oauth.LABELS.get,
-            "disconnect_form": DisconnectForm}
+    return {"oauth_providers": services.get().oauth_providers, "oauth_label": oauth.LABELS.get}
 
 
 def _provider(name: str) -> oauth.OAuthProvider:
