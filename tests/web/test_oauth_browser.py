@@ -14,12 +14,14 @@ from tests.web.conftest import add_user, clear_import_job
 from tests.web.test_browser import CRM, _account_id, _run_worker, sign_in
 
 
-def _import_with_a_worker(page, app, email: str) -> None:
+def _import_with_a_worker(page, app, email: str, secrets: list[str]) -> None:
     page.goto("/preferences")
     page.get_by_role("button", name="Import now").click()
     expect(page.get_by_text("The import is queued")).to_be_visible()
     worker = _run_worker(app)
     assert worker.returncode == 0, worker.stderr[-3000:]
+    for secret in secrets:
+        assert secret not in worker.stdout + worker.stderr  # the worker's log
     clear_import_job(app, _account_id(app, email))
 
 
@@ -51,14 +53,14 @@ def test_connect_with_google_consent_import_then_reconnect_after_revocation(
     for token in oauth_server.issued:
         assert token not in page.content()
 
-    _import_with_a_worker(page, app, email)
+    _import_with_a_worker(page, app, email, oauth_server.issued + [google.client_secret])
     notes = json.loads(app.test_cli_runner().invoke(args=["notes", "export"]).output)
     assert [(n["record_email"], n["subject"]) for n in notes] == [
         ("carol@client.example", "Shortlist for the Java role")]
 
     # The person withdraws the access at "Google": the next import is refused and asks to reconnect.
     oauth_server.revoke_user(email)
-    _import_with_a_worker(page, app, email)
+    _import_with_a_worker(page, app, email, oauth_server.issued + [google.client_secret])
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Warnings").click()
     expect(page.get_by_text("Google no longer lets rolsync read this mailbox")).to_be_visible()
     page.get_by_role("link", name="Reconnect with Google").click()
