@@ -5,8 +5,10 @@ the mailbox is a real Dovecot that checks each token by introspection there.
 """
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import time
 import uuid
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
@@ -179,8 +181,6 @@ def test_the_access_token_is_refreshed_before_it_expires(sqlite_mailbox, oauth_s
     assert len(oauth_server.tokens_of(sqlite_mailbox.email)) == issued  # still valid: reused
 
     expires_at = sqlite_mailbox.account().oauth_access_expires_at
-    import time
-
     time.sleep(3.1)
     sqlite_mailbox.deliver("Second")
     assert sqlite_mailbox.import_now()["imported"] == 1
@@ -354,8 +354,6 @@ def test_production_endpoints_are_the_defaults(monkeypatch, tmp_path):
 
 def test_the_mailbox_address_comes_from_the_id_token():
     def part(claims: dict) -> str:
-        import base64
-
         return base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
 
     assert oauth._id_token_email(f"{part({'alg': 'none'})}.{part({'email': 'jo@agency.example'})}.") == \
