@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from rolsync.crypto import SecretBox
 from rolsync.mail.parse import normalise_address
-from rolsync.models import ImportWarning, MailAccount, Role, User, WarningKind, WarningStatus
+from rolsync.models import AuthMethod, ImportWarning, MailAccount, Role, User, WarningKind, WarningStatus
 
 MIN_PASSWORD_LENGTH = 8
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
@@ -82,6 +82,9 @@ def configure_mailbox(session: Session, secrets: SecretBox, user: User, form: Ma
             raise AccountError("the password is missing", "password")
         account = MailAccount(user=user)
         session.add(account)
+    elif account.uses_oauth and not form.password:
+        raise AccountError("the mailbox is connected with " + (account.oauth_provider or "OAuth").capitalize()
+                           + "; enter its password to sign in with a password instead", "password")
     credentials_changed = (account.host, account.username) != (host, username) or bool(form.password)
     account.host = host
     account.port = int(form.port)
@@ -91,12 +94,22 @@ def configure_mailbox(session: Session, secrets: SecretBox, user: User, form: Ma
     account.enabled = form.enabled
     if form.password:
         account.password_encrypted = secrets.encrypt(form.password)
+        _sign_in_with_password(account)
     if credentials_changed:
         account.last_error = None
         if account.id is not None:
             resume_account(session, account)
     session.flush()
     return account
+
+
+def _sign_in_with_password(account: MailAccount) -> None:
+    """A password replaces an OAuth connection: its tokens are forgotten (Disconnect also revokes them)."""
+    account.auth_method = AuthMethod.PASSWORD.value
+    account.oauth_provider = None
+    account.oauth_refresh_token_encrypted = None
+    account.oauth_access_token_encrypted = None
+    account.oauth_access_expires_at = None
 
 
 def pause_account(session: Session, account: MailAccount, kind: WarningKind, detail: str) -> None:
@@ -125,6 +138,20 @@ def resume_account(session: Session, account: MailAccount) -> None:
 def record_auth_failure(session: Session, account: MailAccount, limit: int) -> None:
     """Count a refused login; at `limit` in a row, pause before the provider locks the mailbox."""
     account.auth_failures = (account.auth_failures or 0) + 1
+    if account.uses_oauth:
+        provider = (account.oauth_provider or "the provider").capitalize()
+        reconnect = f"Reconnect with {provider} in Preferences (Configure Email Importing) to resume."
+        if not account.oauth_refresh_token_encrypted:
+            # The provider refused the refresh token: the consent is gone, and no retry can bring it back.
+            pause_account(session, account, WarningKind.AUTH_FAILED,
+                          f"{provider} no longer lets rolsync read this mailbox: the access was withdrawn or has "
+                          f"expired, so importing is paused. {reconnect}")
+        elif account.auth_failures >= limit:
+            pause_account(session, account, WarningKind.AUTH_FAILED,
+                          f"The mail server refused the access from {provider} {account.auth_failures} times in a "
+                          f"row, so importing is paused. {reconnect} If it keeps failing, check that IMAP is on "
+                          "for the mailbox.")
+        return
     if account.auth_failures >= limit:
         pause_account(
             session, account, WarningKind.AUTH_FAILED,

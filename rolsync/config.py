@@ -40,6 +40,58 @@ def _ints(name: str, default: list[int]) -> list[int]:
     return numbers
 
 
+OAUTH_PROVIDER_DEFAULTS = {
+    "google": {
+        "authorize_url": "https://accounts.google.com/o/oauth2/v2/auth",
+        "token_url": "https://oauth2.googleapis.com/token",
+        "revoke_url": "https://oauth2.googleapis.com/revoke",
+        "scope": "openid email https://mail.google.com/",
+        "imap_host": "imap.gmail.com",
+        "imap_port": 993,
+    },
+    "microsoft": {
+        "tenant": "common",
+        "authorize_url": "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/authorize",
+        "token_url": "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
+        # Microsoft has no revocation endpoint for these tokens.
+        "revoke_url": "",
+        "scope": "openid email offline_access https://outlook.office.com/IMAP.AccessAsUser.All",
+        "imap_host": "outlook.office365.com",
+        "imap_port": 993,
+    },
+}
+"""Production endpoints of the providers whose mailboxes connect with OAuth 2.0 (XOAUTH2).
+
+Each value can be overridden with ``ROLSYNC_<PROVIDER>_<KEY>`` (for example
+``ROLSYNC_GOOGLE_TOKEN_URL``), which is how the tests point "google" at a local
+server. ``{tenant}`` in Microsoft's URLs is ``ROLSYNC_MICROSOFT_TENANT``.
+"""
+
+
+def _oauth_providers() -> dict[str, dict]:
+    """The providers an admin registered rolsync with: those with a client id in the environment."""
+    providers = {}
+    for name, defaults in OAUTH_PROVIDER_DEFAULTS.items():
+        prefix = f"ROLSYNC_{name.upper()}_"
+        client_id = os.environ.get(prefix + "CLIENT_ID", "").strip()
+        if not client_id:
+            continue
+        client_secret = os.environ.get(prefix + "CLIENT_SECRET", "").strip()
+        if not client_secret:
+            raise ConfigError(f"{prefix}CLIENT_ID is set but {prefix}CLIENT_SECRET is not; copy the client "
+                              f"secret from the app registration at {name.capitalize()}, or unset both")
+        settings = {key: os.environ.get(prefix + key.upper()) or value for key, value in defaults.items()}
+        settings["imap_port"] = _int(prefix + "IMAP_PORT", defaults["imap_port"])
+        for key in ("authorize_url", "token_url"):
+            settings[key] = settings[key].format(tenant=settings.get("tenant", ""))
+        providers[name] = {
+            **settings, "client_id": client_id, "client_secret": client_secret,
+            # A CA for the IMAP server beside the system's, for test servers and TLS-inspecting proxies.
+            "imap_ca_file": os.environ.get(prefix + "IMAP_CA_FILE") or None,
+        }
+    return providers
+
+
 def read_or_create_secret(path: Path, make) -> str:
     """Return the secret kept in `path`, creating it (mode 0600) on first use.
 
@@ -110,4 +162,9 @@ def load_config(instance_path: str) -> dict:
         "IMPORT_RETRY_DELAYS": _ints("ROLSYNC_IMPORT_RETRY_DELAYS", [30, 120, 600]),
         "AUTH_FAILURES_BEFORE_PAUSE": _int("ROLSYNC_AUTH_FAILURES_BEFORE_PAUSE", 3),
         "UIDVALIDITY_CHANGES_BEFORE_PAUSE": _int("ROLSYNC_UIDVALIDITY_CHANGES_BEFORE_PAUSE", 3),
+        # Connect with Google / Microsoft: only providers with a client id appear on the page.
+        "OAUTH_PROVIDERS": _oauth_providers(),
+        # The panel's public address (https://crm.example.com) for the OAuth redirect URI, when the
+        # request's own host is not what browsers use (a proxy that rewrites Host); empty: the request's.
+        "PUBLIC_URL": (os.environ.get("ROLSYNC_PUBLIC_URL") or "").rstrip("/"),
     }

@@ -177,7 +177,11 @@ class _Message:
 
 
 def settings_for(account: MailAccount, secrets: SecretBox, timeout: float = 30.0) -> ImapSettings:
-    """The IMAP settings of an account, with its password decrypted for this use only."""
+    """The IMAP settings of an account, with its password decrypted (or OAuth token fetched) for this use only."""
+    if account.uses_oauth:
+        from rolsync import oauth, services
+
+        return oauth.imap_settings(account, secrets, services.get().oauth_providers, timeout)
     return ImapSettings(
         host=account.host,
         port=account.port,

@@ -102,8 +102,16 @@ class User(UserMixin, db.Model):
         return self.active
 
 
+class AuthMethod(str, enum.Enum):
+    """How rolsync signs in to a mailbox."""
+
+    PASSWORD = "password"
+    OAUTH2 = "oauth2"
+    """XOAUTH2 with an access token from Google or Microsoft, renewed with a refresh token."""
+
+
 class MailAccount(db.Model):
-    """One user's IMAP mailbox settings; the password is only ever stored encrypted."""
+    """One user's IMAP mailbox settings; the password and OAuth tokens are only ever stored encrypted."""
 
     __tablename__ = "mail_accounts"
 
@@ -113,7 +121,16 @@ class MailAccount(db.Model):
     port: Mapped[int] = mapped_column(Integer, default=993)
     security: Mapped[str] = mapped_column(String(16), default="ssl")
     username: Mapped[str] = mapped_column(String(320))
-    password_encrypted: Mapped[str] = mapped_column(Text)
+    auth_method: Mapped[str] = mapped_column(String(16), default=AuthMethod.PASSWORD.value,
+                                             server_default=AuthMethod.PASSWORD.value)
+    # None for an OAuth mailbox, which has tokens instead.
+    password_encrypted: Mapped[str | None] = mapped_column(Text)
+    # OAuth mailboxes: the provider ("google", "microsoft") and its tokens, Fernet-encrypted like the
+    # password. The access token is kept too, so every worker reuses it until shortly before it expires.
+    oauth_provider: Mapped[str | None] = mapped_column(String(32))
+    oauth_refresh_token_encrypted: Mapped[str | None] = mapped_column(Text)
+    oauth_access_token_encrypted: Mapped[str | None] = mapped_column(Text)
+    oauth_access_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     ca_pem: Mapped[str | None] = mapped_column(Text)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -130,6 +147,10 @@ class MailAccount(db.Model):
 
     user: Mapped[User] = relationship(back_populates="mail_account")
     folders: Mapped[list["FolderState"]] = relationship(back_populates="account", cascade="all, delete-orphan")
+
+    @property
+    def uses_oauth(self) -> bool:
+        return self.auth_method == AuthMethod.OAUTH2.value
 
     @property
     def account_email(self) -> str:

@@ -10,6 +10,7 @@ from rq import Queue
 
 from rolsync.crypto import SecretBox
 from rolsync.documents import DocumentStore
+from rolsync.oauth import OAuthProvider, providers_from_config
 
 
 @dataclass
@@ -26,6 +27,11 @@ class Services:
         return DocumentStore(self.config["DOCUMENT_ROOT"])
 
     @cached_property
+    def oauth_providers(self) -> dict[str, OAuthProvider]:
+        """Google / Microsoft as registered for this deployment; empty when neither is configured."""
+        return providers_from_config(self.config)
+
+    @cached_property
     def redis(self) -> Redis:
         # Connections are opened on first use, not here: nothing connects at start-up.
         return Redis.from_url(self.config["REDIS_URL"])
@@ -39,8 +45,9 @@ class Services:
 def init_app(app: Flask) -> None:
     services = Services(app.config, app.instance_path)
     app.extensions["rolsync"] = services
-    # Fail at start-up, not at the first import, when the keys are unusable.
+    # Fail at start-up, not at the first import, when the keys (or a provider's CA file) are unusable.
     services.secrets
+    services.oauth_providers
 
 
 def get() -> Services:

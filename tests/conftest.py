@@ -241,3 +241,65 @@ def browser():
             chromium.close()
     finally:
         playwright.stop()
+
+
+# -- OAuth: a local authorisation server standing in for Google and Microsoft ----------------
+
+
+@pytest.fixture(scope="session")
+def oauth_server():
+    """The local Authlib authorisation server (tests/support/oauth_server.py)."""
+    from tests.support.oauth_server import OAuthServer
+
+    server = OAuthServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def oauth_dovecot(tmp_path_factory, oauth_server):
+    """A second test Dovecot that also accepts the local server's tokens (XOAUTH2), by introspection."""
+    server = DovecotServer(tmp_path_factory.mktemp("dovecot-oauth"),
+                           oauth2_introspection_url=oauth_server.introspection_url)
+    server.start()
+    yield server
+    server.stop()
+
+
+@dataclass
+class OAuthClient:
+    """rolsync as registered with the local server under one provider's name, for one test."""
+
+    provider: str
+    client_id: str
+    client_secret: str
+    server: object
+
+    def allow_redirect_uri(self, uri: str) -> None:
+        self.server.clients[self.client_id].redirect_uris.append(uri)
+
+
+def register_oauth_provider(monkeypatch, tmp_path, oauth_server, oauth_dovecot, provider: str = "google",
+                            revoke: bool = True) -> OAuthClient:
+    """Point `provider`'s settings at the local server and Dovecot, as an admin's environment would."""
+    client_id = f"rolsync-{provider}-{uuid.uuid4().hex[:8]}"
+    client_secret = f"client-secret-{uuid.uuid4().hex}"
+    oauth_server.add_client(client_id, client_secret, f"http://localhost/oauth/{provider}/callback")
+    ca_file = tmp_path / f"{provider}-imap-ca.pem"
+    ca_file.write_text(oauth_dovecot.ca_pem)
+    prefix = f"ROLSYNC_{provider.upper()}_"
+    for key, value in {
+        "CLIENT_ID": client_id, "CLIENT_SECRET": client_secret,
+        "AUTHORIZE_URL": oauth_server.authorize_url, "TOKEN_URL": oauth_server.token_url,
+        "REVOKE_URL": oauth_server.revoke_url if revoke else "",
+        "IMAP_HOST": oauth_dovecot.host, "IMAP_PORT": str(oauth_dovecot.ssl_port), "IMAP_CA_FILE": str(ca_file),
+    }.items():
+        monkeypatch.setenv(prefix + key, value)
+    return OAuthClient(provider, client_id, client_secret, oauth_server)
+
+
+@pytest.fixture
+def google(monkeypatch, tmp_path, oauth_server, oauth_dovecot) -> OAuthClient:
+    """'Google' is the local server; request it before `app` so the app reads its settings."""
+    return register_oauth_provider(monkeypatch, tmp_path, oauth_server, oauth_dovecot)

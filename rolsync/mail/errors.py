@@ -61,6 +61,43 @@ class AuthFailed(MailError):
     )
 
 
+OAUTH_RECONNECT_HINT = (
+    "Reconnect the mailbox in Preferences (Configure Email Importing) and allow access again."
+)
+
+
+def oauth_login_refused() -> AuthFailed:
+    """The mail server refused the access token of a mailbox connected with Google or Microsoft."""
+    return AuthFailed(
+        message="The mail server did not accept the access granted when the mailbox was connected.",
+        hint=OAUTH_RECONNECT_HINT + " If that does not help, check that IMAP is turned on for the mailbox.",
+    )
+
+
+def oauth_access_revoked(message: str | None = None, hint: str | None = None) -> AuthFailed:
+    """The provider refused the refresh token: the consent was withdrawn or has expired.
+
+    Still ``auth_failed`` for the user, but marked ``access_revoked``: no retry
+    can help, only the person can, by connecting the mailbox again.
+    """
+    error = AuthFailed(
+        message=message or "The mailbox no longer allows rolsync to read it: the access was withdrawn "
+                           "or has expired.",
+        hint=hint or OAUTH_RECONNECT_HINT,
+    )
+    error.access_revoked = True
+    return error
+
+
+class OAuthProviderError(MailError):
+    """The provider's token endpoint could not be reached or gave no usable answer."""
+
+    code = "oauth_provider_error"
+    default_message = "The sign-in service could not give rolsync a fresh access token just now."
+    default_hint = "This is usually temporary; the import will try again."
+    transient = True
+
+
 GMAIL_ENABLE_IMAP_STEPS = (
     "To turn on IMAP in Gmail: sign in to Gmail in a browser, click the gear icon "
     "> See all settings, open the Forwarding and POP/IMAP tab, under IMAP access "
@@ -366,6 +403,22 @@ def classify_server_text(text: str) -> MailError | None:
         if any(phrase in lowered for phrase in phrases):
             return error_class(**overrides)
     return None
+
+
+def classify_oauth_login(text: str) -> MailError:
+    """Explain a refused XOAUTH2 login from the server's words.
+
+    The providers answer a bad or expired token with their generic failure:
+    Gmail with ``NO [AUTHENTICATIONFAILED] Invalid credentials (Failure)`` after
+    a base64 JSON challenge naming the scope it wanted, Microsoft with
+    ``NO AUTHENTICATE failed.``, Dovecot with ``[AUTHENTICATIONFAILED]``. For a
+    token these mean "connect again", not "check the password". Anything more
+    specific (IMAP switched off, throttling) keeps its own class.
+    """
+    known = classify_server_text(text)
+    if known is None or isinstance(known, AuthFailed):
+        return oauth_login_refused()
+    return known
 
 
 def classify_tls(exc: ssl.SSLError) -> TlsError | ConnectionLost:

@@ -33,7 +33,7 @@ import logging
 import socket
 import ssl
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -55,6 +55,7 @@ from rolsync.mail.errors import (
     TlsError,
     bad_ca_certificate,
     classify,
+    classify_oauth_login,
     classify_server_text,
     classify_tls,
 )
@@ -141,6 +142,9 @@ class ImapSettings:
     ca_pem: str | None = field(default=None, repr=False)
     """PEM text of an extra CA to trust (a company CA); verification stays on."""
     timeout: float = 30.0
+    oauth2_token: Callable[..., str] | None = field(default=None, repr=False, compare=False)
+    """For a mailbox connected with OAuth: returns a current access token for XOAUTH2 instead of a
+    password; called with ``refresh=True`` it must fetch a new one. Raises a MailError when it cannot."""
 
     def __post_init__(self) -> None:
         # Forms and the CLI hand over plain strings; accept them here once.
@@ -237,18 +241,32 @@ class MailboxSession:
     # -- connection ------------------------------------------------------
 
     def open(self) -> None:
-        """Connect, secure the connection and log in."""
+        """Connect, secure the connection and log in.
+
+        An OAuth mailbox whose access token is refused tries once more with a
+        freshly refreshed token: the provider may have ended it early.
+        """
+        try:
+            self._open(refresh_token=False)
+        except AuthFailed as exc:
+            if self.settings.oauth2_token is None or getattr(exc, "access_revoked", False):
+                raise
+            self._open(refresh_token=True)
+
+    def _open(self, refresh_token: bool) -> None:
         settings = self.settings
         if not settings.host:
             raise DnsError(message="No mail server name was entered.")
         if not 0 < settings.port < 65536:
             raise ConnectionRefused(message="The port must be a number from 1 to 65535.")
         context = build_ssl_context(settings.ca_pem)
+        # Before connecting: a refresh is an HTTP round trip the IMAP server should not wait for.
+        access_token = settings.oauth2_token(refresh=refresh_token) if settings.oauth2_token else None
         client = self._connect(context)
         try:
             if settings.security is Security.STARTTLS:
                 self._start_tls(client, context)
-            self._login(client)
+            self._login(client, access_token)
         except BaseException as exc:
             _shutdown_quietly(client)
             if isinstance(exc, Exception):
@@ -322,9 +340,16 @@ class MailboxSession:
             # The server answered NO or BAD to STARTTLS.
             raise TlsError(hint="Use port 993 with SSL.") from exc
 
-    def _login(self, client: IMAPClient) -> None:
+    def _login(self, client: IMAPClient, access_token: str | None) -> None:
         username, password = self.settings.username, self.settings.password
-        if (username + password).isascii():
+        if access_token is not None:
+            try:
+                client.oauth2_login(username, access_token)
+            except imaplib.IMAP4.abort:
+                raise
+            except imaplib.IMAP4.error as exc:
+                raise classify_oauth_login(str(exc)) from exc
+        elif (username + password).isascii():
             client.login(username, password)
         elif client.has_capability("AUTH=PLAIN"):
             # LOGIN cannot carry non-ASCII text; AUTHENTICATE PLAIN sends UTF-8.

@@ -176,7 +176,7 @@ def test_mail_errors_pass_through_unchanged() -> None:
 
 def test_transient_errors_are_the_retryable_ones() -> None:
     transient = {cls.code for cls in _all_error_classes() if cls.transient}
-    assert transient == {"timeout", "connection_lost", "server_busy"}
+    assert transient == {"timeout", "connection_lost", "server_busy", "oauth_provider_error"}
     assert ConnectionLost().transient
 
 
@@ -208,3 +208,32 @@ def _all_error_classes() -> list[type[MailError]]:
         value for value in vars(errors).values()
         if isinstance(value, type) and issubclass(value, MailError) and value is not MailError
     ]
+
+
+@pytest.mark.parametrize("text", [
+    # Gmail, after its base64 JSON challenge {"status":"400","schemes":"Bearer","scope":"https://mail.google.com/"}
+    "[AUTHENTICATIONFAILED] Invalid credentials (Failure)",
+    # Microsoft 365 (Exchange Online)
+    "AUTHENTICATE failed.",
+    # Dovecot's oauth2 passdb
+    "[AUTHENTICATIONFAILED] Authentication failed.",
+    # a server that does not offer XOAUTH2 at all
+    "AUTHENTICATE command error: BAD [b'Unsupported authentication mechanism.']",
+])
+def test_a_refused_access_token_asks_to_reconnect(text: str) -> None:
+    error = errors.classify_oauth_login(text)
+    assert type(error) is AuthFailed and error.code == "auth_failed"
+    assert "Reconnect" in error.hint and "password" not in error.message
+    assert not getattr(error, "access_revoked", False)
+
+
+def test_oauth_login_keeps_the_more_specific_provider_answers() -> None:
+    disabled = errors.classify_oauth_login("User is authenticated but not connected.")
+    assert isinstance(disabled, ImapDisabled) and "Microsoft 365" in disabled.hint
+    assert isinstance(errors.classify_oauth_login("[UNAVAILABLE] Too many simultaneous connections"), ServerBusy)
+
+
+def test_a_revoked_consent_is_auth_failed_and_survives_pickling() -> None:
+    error = pickle.loads(pickle.dumps(errors.oauth_access_revoked()))
+    assert error.code == "auth_failed" and error.access_revoked
+    assert "Reconnect" in error.hint

@@ -31,6 +31,12 @@ What the server offers:
   as root. Mail processes chroot into ``base_dir/mail``, so ``base_dir`` may sit
   below directories only root can enter (pytest's temporary directories do).
 - Failed logins cost nothing: Dovecot's auth penalty and failure delay are off.
+- With ``oauth2_introspection_url`` (an RFC 7662 endpoint, client credentials
+  in the URL as ``http://id:secret@host:port/path``), Dovecot also accepts
+  XOAUTH2 and OAUTHBEARER: its ``oauth2`` passdb POSTs each bearer token there
+  (``introspection_mode = post``) and logs the user in when the answer says
+  ``"active": true`` and its ``username`` is the login name. Passwords keep
+  working as before; without the option the configuration is unchanged.
 - SPECIAL-USE (RFC 6154): one namespace with "/" as separator in which the
   mailboxes named in ``SENT_SPECIAL_USE`` ("Sent", "Gesendete Objekte") carry
   ``\\Sent`` whenever they exist. They are not created automatically, so a test
@@ -109,7 +115,7 @@ ssl_cert = <{cert_path}
 ssl_key = <{key_path}
 ssl_min_protocol = TLSv1.2
 
-auth_mechanisms = plain login
+auth_mechanisms = {auth_mechanisms}
 # A wrong password answers at once: tests exercise it on purpose.
 auth_failure_delay = 0
 auth_cache_size = 0
@@ -126,7 +132,7 @@ userdb {{
   # base_dir, such as pytest's temporary directory.
   default_fields = uid={mail_uid} gid={mail_gid} home={mail_dir}/./%u
 }}
-valid_chroot_dirs = {mail_dir}
+{oauth2_passdb}valid_chroot_dirs = {mail_dir}
 
 mail_location = maildir:~/Maildir
 mail_max_userip_connections = 100
@@ -171,6 +177,24 @@ service auth {{
 }}
 """
 
+_OAUTH2_PASSDB = """\
+# Bearer tokens (XOAUTH2, OAUTHBEARER) are checked by asking the OAuth server.
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {config_path}
+}}
+"""
+
+_OAUTH2_CONFIG = """\
+# Written by tests/support/dovecot.py: tokens are checked with RFC 7662 introspection.
+introspection_mode = post
+introspection_url = {introspection_url}
+username_attribute = username
+active_attribute = active
+active_value = true
+"""
+
 _SENT_MAILBOX = """\
   mailbox "{name}" {{
     special_use = \\Sent
@@ -202,8 +226,9 @@ class DovecotServer:
 
     host = "127.0.0.1"
 
-    def __init__(self, base_dir: Path) -> None:
+    def __init__(self, base_dir: Path, *, oauth2_introspection_url: str | None = None) -> None:
         self.base_dir = Path(base_dir).resolve()
+        self.oauth2_introspection_url = oauth2_introspection_url
         self.ssl_port = 0
         self.starttls_port = 0
         self.ca = trustme.CA()
@@ -231,6 +256,10 @@ class DovecotServer:
     @property
     def run_dir(self) -> Path:
         return self.base_dir / "run"
+
+    @property
+    def oauth2_config_path(self) -> Path:
+        return self.base_dir / "dovecot-oauth2.conf.ext"
 
     @property
     def ca_path(self) -> Path:
@@ -341,6 +370,14 @@ class DovecotServer:
 
     def _write_config(self) -> None:
         sent = "".join(_SENT_MAILBOX.format(name=name) for name in SENT_SPECIAL_USE)
+        mechanisms, oauth2_passdb = "plain login", ""
+        if self.oauth2_introspection_url:
+            mechanisms += " xoauth2 oauthbearer"
+            oauth2_passdb = _OAUTH2_PASSDB.format(config_path=self.oauth2_config_path)
+            self.oauth2_config_path.write_text(
+                _OAUTH2_CONFIG.format(introspection_url=self.oauth2_introspection_url), encoding="utf-8")
+            # It names the introspection client's secret.
+            self.oauth2_config_path.chmod(0o600)
         self.config_path.write_text(
             _CONFIG.format(
                 # Unique per server so doveadm and process titles never mix
@@ -356,6 +393,8 @@ class DovecotServer:
                 users_dir=self.users_dir,
                 mail_dir=self.mail_dir,
                 sent_mailboxes=sent,
+                auth_mechanisms=mechanisms,
+                oauth2_passdb=oauth2_passdb,
                 ssl_port=self.ssl_port,
                 starttls_port=self.starttls_port,
             ),

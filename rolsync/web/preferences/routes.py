@@ -30,7 +30,7 @@ from rolsync.web.setup import password_fingerprint
 REPORT_KEY = "connection_report"
 
 
-def _page_url(user: User, anchor: str = "") -> str:
+def page_url(user: User, anchor: str = "") -> str:
     """The preferences page of `user`: one's own, or an admin's view of someone else's."""
     if user.id == current_user.id:
         url = url_for("preferences.index")
@@ -97,10 +97,16 @@ def save_mailbox(user_id: int | None = None):
             form.form_errors.append(sentence(str(exc)))
         return _render(user, form, 422)
     db.session.commit()
+    flash("The mailbox settings were saved.", "success")
+    run_connection_test(user, account)
+    return redirect(page_url(user, "email"))
 
+
+def run_connection_test(user: User, account: MailAccount) -> None:
+    """Test the saved settings (password or OAuth alike) and keep the report for the next page view."""
     timeout = min(current_app.config.get("IMAP_TIMEOUT", 30), current_app.config.get("TEST_CONNECTION_TIMEOUT", 15))
     try:
-        report = test_connection(settings_for(account, svc.secrets, timeout=timeout))
+        report = test_connection(settings_for(account, services.get().secrets, timeout=timeout))
         result = {"ok": report.ok, "code": report.code, "message": report.message, "hint": report.hint,
                   "warnings": [{"code": w.code, "message": w.message, "hint": w.hint} for w in report.warnings],
                   "folders": report.folders}
@@ -108,8 +114,20 @@ def save_mailbox(user_id: int | None = None):
         result = {"ok": False, "code": "secret_unreadable", "message": SecretUnreadable.message + ".",
                   "hint": None, "warnings": [], "folders": {}}
     session[REPORT_KEY] = {**result, "user_id": user.id}
-    flash("The mailbox settings were saved.", "success")
-    return redirect(_page_url(user, "email"))
+
+
+@bp.route("/preferences/test", methods=["POST"])
+@bp.route("/users/<int:user_id>/preferences/test", methods=["POST"])
+def test_mailbox(user_id: int | None = None):
+    """Test Connection of the saved mailbox without changing it (how an OAuth mailbox is tested)."""
+    user = subject_user(user_id)
+    if not ImportNowForm().validate_on_submit():
+        flash("The form has expired; try again.", "error")
+    elif user.mail_account is None:
+        flash("Save the mailbox settings first.", "error")
+    else:
+        run_connection_test(user, user.mail_account)
+    return redirect(page_url(user, "email"))
 
 
 @bp.route("/preferences/import", methods=["POST"])
@@ -136,7 +154,7 @@ def import_now(user_id: int | None = None):
                 flash("The import is queued. Progress shows below.", "success")
             else:
                 flash("An import of this mailbox is already queued or running.", "info")
-    return redirect(_page_url(user, "import"))
+    return redirect(page_url(user, "import"))
 
 
 def _run_json(run: ImportRun | None) -> dict | None:
