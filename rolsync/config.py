@@ -146,7 +146,7 @@ def load_config(instance_path: str) -> dict:
         "DOCUMENT_ROOT": os.environ.get("ROLSYNC_DOCUMENT_ROOT") or str(instance / "documents"),
         # How much one import run may do before it hands over to the next run.
         "IMPORT_RUN_MESSAGES": _int("ROLSYNC_IMPORT_RUN_MESSAGES", 500),
-        "IMPORT_FETCH_BATCH": _int("ROLSYNC_IMPORT_FETCH_BATCH", 50),
+        "IMPORT_FETCH_BATCH": _int("ROLSYNC_IMPORT_FETCH_BATCH", 200),
         "IMAP_TIMEOUT": _int("ROLSYNC_IMAP_TIMEOUT", 30),
         "IMPORT_JOB_TIMEOUT": _int("ROLSYNC_IMPORT_JOB_TIMEOUT", 1800),
         "WORKER_CLASS": _choice("ROLSYNC_WORKER_CLASS", ("simple", "fork"), "simple"),
