@@ -493,16 +493,5 @@ def _signal_group(group: int, signum: int) -> None:
 
 
 def _live_members(group: int) -> list[int]:
-    """Processes of a process group that have not exited (zombies excluded)."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()  # after the command: state, ppid, pgrp, ...
-        if int(fields[2]) == group and fields[0] not in ("Z", "X"):
-            members.append(int(entry.name))
-    return members
+    """Processes of a process group that have not exited (the Dovecot fixture's helper, shared)."""
+    return _dovecot().live_members(group)

@@ -333,9 +333,9 @@ class DovecotServer:
         # before its children do; give them a moment, then make sure none
         # outlive it.
         deadline = time.monotonic() + 2
-        while _live_members(process.pid) and time.monotonic() < deadline:
+        while live_members(process.pid) and time.monotonic() < deadline:
             time.sleep(0.02)
-        if _live_members(process.pid):
+        if live_members(process.pid):
             try:
                 os.killpg(process.pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -543,7 +543,7 @@ class DovecotServer:
         return {flag.decode() if isinstance(flag, bytes) else flag for flag in found}
 
 
-def _live_members(pgid: int) -> list[int]:
+def live_members(pgid: int) -> list[int]:
     """Processes of a process group that have not exited (zombies excluded)."""
     members = []
     for entry in Path("/proc").iterdir():
