@@ -543,8 +543,9 @@ class MailboxSession:
         message is larger, `max_bytes` (the sizes are asked for first), so big
         attachments never pile up in memory. While the caller works on one
         batch the next is fetched in a thread (waiting on the socket and TLS
-        decryption release the GIL), unless the two together would exceed
-        `max_bytes`. UIDs gone from the server are skipped; a batch whose
+        decryption release the GIL), unless it is a single message larger
+        than `max_bytes`: then it is fetched only when asked for, so no more
+        than one big message and one batch are ever held here. UIDs gone from the server are skipped; a batch whose
         messages are all gone is not yielded.
         """
         self._require_folder()
@@ -558,10 +559,10 @@ class MailboxSession:
         # a fetch still running, so the connection is never left mid-response.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="imap-prefetch") as prefetch:
             pending = None
-            for number, (batch, size) in enumerate(plan):
+            for number, (batch, _size) in enumerate(plan):
                 fetched = pending.result() if pending is not None else self._fetch_batch(batch)
                 pending = None
-                if number + 1 < len(plan) and size + plan[number + 1][1] <= max_bytes:
+                if number + 1 < len(plan) and plan[number + 1][1] <= max_bytes:
                     pending = prefetch.submit(self._fetch_batch, plan[number + 1][0])
                 if fetched:
                     yield fetched
