@@ -116,8 +116,22 @@ class _HeaderCache:
         key = (name.lower(), value)
         header = self._parsed.get(key)
         if header is None:
-            header = self._parsed[key] = policy.default.header_factory(name, value)
+            if key[0] in _SHARED_HEADERS:
+                header = _shared_header(*key)
+            else:
+                header = policy.default.header_factory(name, value)
+            self._parsed[key] = header
         return header
+
+
+_SHARED_HEADERS = frozenset({"content-type", "content-transfer-encoding", "content-disposition", "mime-version"})
+"""MIME structure headers: their values repeat from message to message ("text/plain; charset=utf-8")."""
+
+
+@functools.lru_cache(maxsize=2048)
+def _shared_header(name: str, value: str):
+    """A structure header parsed once per process for every message that has the same value (headers are immutable)."""
+    return policy.default.header_factory(name, value)
 
 
 def _message_policy() -> policy.EmailPolicy:
