@@ -91,7 +91,8 @@ def search_history(session: Session, viewer: User, wanted: HistoryFilter, page: 
         query = query.where(ImportedMessage.user_id == wanted.user_id)
     text = wanted.text.strip().lower()
     if text:
-        # The ledger keeps the sender; recipients are found through the notes
+        # The ledger keeps the sender and the recipients; for messages
+        # imported before it kept recipients, they are found through the notes
         # and warnings the message produced.
         in_notes = exists().where(Note.message_key == ImportedMessage.message_key, or_(
             func.lower(Note.to_addrs).contains(text, autoescape=True),
@@ -102,6 +103,7 @@ def search_history(session: Session, viewer: User, wanted: HistoryFilter, page: 
         query = query.where(or_(
             func.lower(ImportedMessage.subject).contains(text, autoescape=True),
             func.lower(ImportedMessage.from_addr).contains(text, autoescape=True),
+            func.lower(ImportedMessage.to_addrs).contains(text, autoescape=True),
             in_notes, in_warnings,
         ))
     query = query.order_by(ImportedMessage.created_at.desc(), ImportedMessage.id.desc())

@@ -650,6 +650,7 @@ class AccountImporter:
             "uid": message.fetched.uid,
             "subject": parsed.subject if parsed else "",
             "from_addr": (parsed.from_addr or "") if parsed else "",
+            "to_addrs": ", ".join([*parsed.to, *parsed.cc]) if parsed else "",
             "sent_at": parsed.date if parsed else None,
             "outcome": outcome.outcome.value,
             "reason": outcome.reason,

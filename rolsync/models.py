@@ -342,6 +342,8 @@ class ImportedMessage(db.Model):
     uid: Mapped[int | None] = mapped_column(BigInteger)
     subject: Mapped[str] = mapped_column(Text, default="")
     from_addr: Mapped[str] = mapped_column(Text, default="")
+    # The recipients (To and Cc), so the history finds a message by any address on it.
+    to_addrs: Mapped[str] = mapped_column(Text, default="", server_default="")
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     outcome: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(64))

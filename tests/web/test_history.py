@@ -55,6 +55,24 @@ def test_search_by_sender_recipient_or_subject(imported):
     assert "No messages match." in imported.get("/history?q=zzz-nothing").get_data(as_text=True)
 
 
+def test_a_skipped_message_is_found_by_any_address_it_went_to(consultant, crm):
+    """Mail that made no note (a stranger in Cc, a colleague) is still found by its recipients."""
+    consultant.deliver("Sent", build_message(
+        from_=consultant.email, to=f"boss@{consultant.domain}", cc="Pat <pat@stranger.example>",
+        subject="Budget for Q3", text="x"))
+    consultant.deliver("INBOX", build_message(
+        from_="stranger@nowhere.example", to=consultant.email, subject="Offer", text="x"))
+    consultant.import_now()
+    client = consultant.app.test_client()
+    sign_in(client, consultant.email, "user-password-123")
+
+    by_cc = client.get("/history?q=PAT@stranger").get_data(as_text=True)
+    assert "Budget for Q3" in by_cc and "Offer" not in by_cc
+    assert f"to boss@{consultant.domain}, pat@stranger.example" in by_cc
+    by_colleague = client.get(f"/history?q=boss@{consultant.domain}").get_data(as_text=True)
+    assert "Budget for Q3" in by_colleague
+
+
 def test_users_see_their_own_history_and_admins_everyones(app, imported, user, admin):
     assert "Shortlist please" not in user.client.get("/history").get_data(as_text=True)
     assert "Nothing imported yet." in user.client.get("/history").get_data(as_text=True)
