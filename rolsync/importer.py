@@ -431,7 +431,7 @@ class AccountImporter:
             discard_parser_pool()
             return [self._parse(fetched) for fetched in batch]
         messages = []
-        for fetched, result in zip(batch, parsed):
+        for fetched, result in zip(batch, parsed, strict=True):
             message = _Message(fetched)
             if isinstance(result, MessageUnreadable):
                 message.unreadable = result

@@ -178,7 +178,7 @@ class NoteWriter:
             ids = self.session.scalars(insert(notes_table).returning(notes_table.c.id, sort_by_parameter_order=True),
                                        [note for note, _ in notes]).all()
             documents = [{**document, "note_id": note_id}
-                         for note_id, (_, note_documents) in zip(ids, notes) for document in note_documents]
+                         for note_id, (_, note_documents) in zip(ids, notes, strict=True) for document in note_documents]
             if documents:
                 self.session.execute(insert(Document.__table__), documents)
         files_written()

@@ -130,7 +130,7 @@ def test_bad_values_are_refused_next_to_the_field_and_nothing_is_saved(app, user
     response = user.client.post("/preferences/mailbox", data=_form(mailbox, **changes))
     assert response.status_code == 422
     html = response.get_data(as_text=True)
-    assert f'class="field-error"' in html and message in html
+    assert 'class="field-error"' in html and message in html
     assert mailbox["password"] not in html  # not even echoed back into the form
     assert _accounts() == 0
 
