@@ -116,7 +116,7 @@ def save_client(session: Session, secrets: SecretBox, provider: str, entered: Cl
     The secret is stored encrypted; an empty one keeps the saved secret, as
     long as the client id stays the same (another app has another secret).
     """
-    client_id = _check_client_id(provider, entered.client_id)
+    client_id = check_client_id(provider, entered.client_id)
     secret = entered.client_secret.strip()
     saved = session.get(OAuthClient, provider)
     if not secret:
@@ -125,7 +125,7 @@ def save_client(session: Session, secrets: SecretBox, provider: str, entered: Cl
         if saved.client_id != client_id:
             raise ClientSettingsRefused("client_secret", "A new client ID comes with its own secret: enter it too.")
     else:
-        _check_secret(provider, secret)
+        check_secret(provider, secret)
     tenant = check_tenant(entered.tenant) if provider == "microsoft" else None
     if saved is None:
         saved = OAuthClient(provider=provider)
@@ -170,7 +170,8 @@ def check_tenant(value: str) -> str:
                   "or common, organizations or consumers.")
 
 
-def _check_client_id(provider: str, value: str) -> str:
+def check_client_id(provider: str, value: str) -> str:
+    """The client id as entered, trimmed, if it has the shape the provider gives its client ids."""
     client_id = value.strip()
     if not client_id:
         raise ClientSettingsRefused("client_id", "Enter the client ID.")
@@ -189,7 +190,8 @@ def _check_client_id(provider: str, value: str) -> str:
     return client_id
 
 
-def _check_secret(provider: str, secret: str) -> None:
+def check_secret(provider: str, secret: str) -> None:
+    """Refuse what cannot be a client secret, and Microsoft's secret ID pasted instead of its value."""
     if len(secret) > _MAX_SECRET or any(char.isspace() or not char.isprintable() for char in secret):
         raise ClientSettingsRefused("client_secret", "A client secret is one word with no spaces: copy it again.")
     if provider == "microsoft" and _GUID.fullmatch(secret.lower()):
