@@ -258,21 +258,26 @@ class AccountTokens:
 
     def __call__(self, *, refresh: bool = False) -> str:
         account = self.account
+        if self.provider is None:
+            # Checked before the stored token is reused: an admin who removed the provider means it to stop now.
+            raise self._provider_gone()
         expires_at = _aware(account.oauth_access_expires_at)
         if (not refresh and account.oauth_access_token_encrypted and expires_at is not None
                 and expires_at - EXPIRY_MARGIN > utcnow()):
             return self.secrets.decrypt(account.oauth_access_token_encrypted)
         return self._refresh()
 
+    def _provider_gone(self) -> OAuthProviderError:
+        label = LABELS.get(self.account.oauth_provider or "", "the provider")
+        error = OAuthProviderError(
+            message=f"Connecting mailboxes with {label} is not set up on this rolsync any more.",
+            hint="Ask your administrator to set it up again, or enter a password for the mailbox.")
+        error.transient = False  # waiting will not bring the settings back
+        return error
+
     def _refresh(self) -> str:
         account, provider = self.account, self.provider
         label = LABELS.get(account.oauth_provider or "", "the provider")
-        if provider is None:
-            error = OAuthProviderError(
-                message=f"Connecting mailboxes with {label} is not set up on this rolsync any more.",
-                hint="Ask your administrator to configure it again, or enter a password for the mailbox.")
-            error.transient = False  # waiting will not bring the settings back
-            raise error
         if not account.oauth_refresh_token_encrypted:
             raise oauth_access_revoked(
                 message=f"The mailbox is not connected to {label} any more.",
