@@ -126,7 +126,7 @@ def test_only_admins_see_or_change_the_providers(app, user):
     assert _save(user.client, "google", client_id=GOOGLE_ID, client_secret=GOOGLE_SECRET).status_code == 403
     assert user.client.post(f"{PAGE}/google/remove").status_code == 403
     assert db.session.scalar(select(OAuthClient)) is None
-    assert "Mail sign-in providers" not in user.client.get("/").get_data(as_text=True)
+    assert "/admin/mail-providers" not in user.client.get("/").get_data(as_text=True)
 
 
 def test_saving_needs_the_pages_csrf_token(admin, csrf_app):
