@@ -64,14 +64,38 @@ OAUTH_PROVIDER_DEFAULTS = {
 
 Each value can be overridden with ``ROLSYNC_<PROVIDER>_<KEY>`` (for example
 ``ROLSYNC_GOOGLE_TOKEN_URL``), which is how the tests point "google" at a local
-server. ``{tenant}`` in Microsoft's URLs is ``ROLSYNC_MICROSOFT_TENANT``.
+server. ``{tenant}`` in Microsoft's URLs is the tenant of the app registration:
+``ROLSYNC_MICROSOFT_TENANT`` with a client id in the environment, else the one
+saved in the admin panel.
 """
 
+OAUTH_CLIENT_KEYS = ("client_id", "client_secret", "tenant")
+"""What registers rolsync with a provider (environment or admin panel); the other keys are endpoints."""
 
-def _oauth_providers() -> dict[str, dict]:
-    """The providers an admin registered rolsync with: those with a client id in the environment."""
-    providers = {}
+
+def _oauth_endpoints() -> dict[str, dict]:
+    """Every provider's endpoints and IMAP server, with ``{tenant}`` still to fill in; only ever from the environment."""
+    endpoints = {}
     for name, defaults in OAUTH_PROVIDER_DEFAULTS.items():
+        prefix = f"ROLSYNC_{name.upper()}_"
+        settings = {key: os.environ.get(prefix + key.upper()) or value
+                    for key, value in defaults.items() if key not in OAUTH_CLIENT_KEYS}
+        settings["imap_port"] = _int(prefix + "IMAP_PORT", defaults["imap_port"])
+        # A CA for the IMAP server beside the system's, for test servers and TLS-inspecting proxies.
+        settings["imap_ca_file"] = os.environ.get(prefix + "IMAP_CA_FILE") or None
+        endpoints[name] = settings
+    return endpoints
+
+
+def with_tenant(endpoints: dict, tenant: str) -> dict:
+    """`endpoints` with the tenant in Microsoft's URLs (Google's have no ``{tenant}``)."""
+    return {**endpoints, **{key: endpoints[key].format(tenant=tenant) for key in ("authorize_url", "token_url")}}
+
+
+def _oauth_providers(endpoints: dict[str, dict]) -> dict[str, dict]:
+    """The providers registered in the environment: those with a client id there (they win over the panel)."""
+    providers = {}
+    for name, settings in endpoints.items():
         prefix = f"ROLSYNC_{name.upper()}_"
         client_id = os.environ.get(prefix + "CLIENT_ID", "").strip()
         if not client_id:
@@ -80,15 +104,10 @@ def _oauth_providers() -> dict[str, dict]:
         if not client_secret:
             raise ConfigError(f"{prefix}CLIENT_ID is set but {prefix}CLIENT_SECRET is not; copy the client "
                               f"secret from the app registration at {name.capitalize()}, or unset both")
-        settings = {key: os.environ.get(prefix + key.upper()) or value for key, value in defaults.items()}
-        settings["imap_port"] = _int(prefix + "IMAP_PORT", defaults["imap_port"])
-        for key in ("authorize_url", "token_url"):
-            settings[key] = settings[key].format(tenant=settings.get("tenant", ""))
-        providers[name] = {
-            **settings, "client_id": client_id, "client_secret": client_secret,
-            # A CA for the IMAP server beside the system's, for test servers and TLS-inspecting proxies.
-            "imap_ca_file": os.environ.get(prefix + "IMAP_CA_FILE") or None,
-        }
+        tenant = os.environ.get(prefix + "TENANT") or OAUTH_PROVIDER_DEFAULTS[name].get("tenant", "")
+        providers[name] = {**with_tenant(settings, tenant), "client_id": client_id, "client_secret": client_secret}
+        if tenant:
+            providers[name]["tenant"] = tenant
     return providers
 
 
@@ -134,6 +153,7 @@ def load_config(instance_path: str) -> dict:
     if database_url.startswith("postgresql://") or database_url.startswith("postgres://"):
         database_url = "postgresql+psycopg://" + database_url.split("://", 1)[1]
 
+    endpoints = _oauth_endpoints()
     return {
         "ENV_PRODUCTION": production,
         "SECRET_KEY": secret_key
@@ -162,8 +182,10 @@ def load_config(instance_path: str) -> dict:
         "IMPORT_RETRY_DELAYS": _ints("ROLSYNC_IMPORT_RETRY_DELAYS", [30, 120, 600]),
         "AUTH_FAILURES_BEFORE_PAUSE": _int("ROLSYNC_AUTH_FAILURES_BEFORE_PAUSE", 3),
         "UIDVALIDITY_CHANGES_BEFORE_PAUSE": _int("ROLSYNC_UIDVALIDITY_CHANGES_BEFORE_PAUSE", 3),
-        # Connect with Google / Microsoft: only providers with a client id appear on the page.
-        "OAUTH_PROVIDERS": _oauth_providers(),
+        # Connect with Google / Microsoft: the endpoints of each, and the providers registered in the
+        # environment (the others may be registered in the admin panel: rolsync.oauth_clients).
+        "OAUTH_ENDPOINTS": endpoints,
+        "OAUTH_PROVIDERS": _oauth_providers(endpoints),
         # The panel's public address (https://crm.example.com) for the OAuth redirect URI, when the
         # request's own host is not what browsers use (a proxy that rewrites Host); empty: the request's.
         "PUBLIC_URL": (os.environ.get("ROLSYNC_PUBLIC_URL") or "").rstrip("/"),

@@ -158,6 +158,27 @@ class MailAccount(db.Model):
         return self.username if "@" in self.username else self.user.email
 
 
+class OAuthClient(db.Model):
+    """rolsync's app registration at Google or Microsoft, as an admin saved it in the panel.
+
+    The environment's (ROLSYNC_<PROVIDER>_CLIENT_ID) wins over this row; the
+    endpoints come only from the environment. The secret is stored encrypted
+    like mailbox passwords and never shown back.
+    """
+
+    __tablename__ = "oauth_clients"
+
+    provider: Mapped[str] = mapped_column(String(32), primary_key=True)  # "google", "microsoft"
+    client_id: Mapped[str] = mapped_column(String(255))
+    client_secret_encrypted: Mapped[str] = mapped_column(Text)
+    # Microsoft only: the directory the app registration accepts (a tenant id or domain, or common...).
+    tenant: Mapped[str | None] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    updated_by: Mapped[User | None] = relationship()
+
+
 class FolderState(db.Model):
     """How far the import has read one folder of one mailbox."""
 

@@ -92,22 +92,32 @@ class OAuthProvider:
 
 
 def providers_from_config(config: Mapping) -> dict[str, OAuthProvider]:
-    """The providers with a client id configured, in display order."""
-    providers = {}
-    for name, settings in (config.get("OAUTH_PROVIDERS") or {}).items():
-        ca_pem = None
-        if settings.get("imap_ca_file"):
-            try:
-                ca_pem = Path(settings["imap_ca_file"]).read_text(encoding="ascii", errors="replace")
-            except OSError as exc:
-                raise ConfigError(f"ROLSYNC_{name.upper()}_IMAP_CA_FILE: cannot read {settings['imap_ca_file']} "
-                                  f"({exc.strerror}); give the path of a PEM file, or unset it") from exc
-        providers[name] = OAuthProvider(
-            name=name, client_id=settings["client_id"], client_secret=settings["client_secret"],
-            authorize_url=settings["authorize_url"], token_url=settings["token_url"],
-            revoke_url=settings.get("revoke_url") or "", scope=settings["scope"],
-            imap_host=settings["imap_host"], imap_port=int(settings["imap_port"]), imap_ca_pem=ca_pem)
-    return providers
+    """The providers registered in the environment (a client id there), in display order."""
+    return {name: _provider(name, settings) for name, settings in (config.get("OAUTH_PROVIDERS") or {}).items()}
+
+
+def endpoints_from_config(config: Mapping) -> dict[str, OAuthProvider]:
+    """Every provider's endpoints with no client yet, and ``{tenant}`` still in Microsoft's URLs.
+
+    rolsync.oauth_clients completes them with what an admin saved in the panel.
+    """
+    return {name: _provider(name, {**settings, "client_id": "", "client_secret": ""})
+            for name, settings in (config.get("OAUTH_ENDPOINTS") or {}).items()}
+
+
+def _provider(name: str, settings: Mapping) -> OAuthProvider:
+    ca_pem = None
+    if settings.get("imap_ca_file"):
+        try:
+            ca_pem = Path(settings["imap_ca_file"]).read_text(encoding="ascii", errors="replace")
+        except OSError as exc:
+            raise ConfigError(f"ROLSYNC_{name.upper()}_IMAP_CA_FILE: cannot read {settings['imap_ca_file']} "
+                              f"({exc.strerror}); give the path of a PEM file, or unset it") from exc
+    return OAuthProvider(
+        name=name, client_id=settings["client_id"], client_secret=settings["client_secret"],
+        authorize_url=settings["authorize_url"], token_url=settings["token_url"],
+        revoke_url=settings.get("revoke_url") or "", scope=settings["scope"],
+        imap_host=settings["imap_host"], imap_port=int(settings["imap_port"]), imap_ca_pem=ca_pem)
 
 
 # -- consent: the authorisation-code flow with PKCE -------------------------------------------
@@ -248,21 +258,26 @@ class AccountTokens:
 
     def __call__(self, *, refresh: bool = False) -> str:
         account = self.account
+        if self.provider is None:
+            # Checked before the stored token is reused: an admin who removed the provider means it to stop now.
+            raise self._provider_gone()
         expires_at = _aware(account.oauth_access_expires_at)
         if (not refresh and account.oauth_access_token_encrypted and expires_at is not None
                 and expires_at - EXPIRY_MARGIN > utcnow()):
             return self.secrets.decrypt(account.oauth_access_token_encrypted)
         return self._refresh()
 
+    def _provider_gone(self) -> OAuthProviderError:
+        label = LABELS.get(self.account.oauth_provider or "", "the provider")
+        error = OAuthProviderError(
+            message=f"Connecting mailboxes with {label} is not set up on this rolsync any more.",
+            hint="Ask your administrator to set it up again, or enter a password for the mailbox.")
+        error.transient = False  # waiting will not bring the settings back
+        return error
+
     def _refresh(self) -> str:
         account, provider = self.account, self.provider
         label = LABELS.get(account.oauth_provider or "", "the provider")
-        if provider is None:
-            error = OAuthProviderError(
-                message=f"Connecting mailboxes with {label} is not set up on this rolsync any more.",
-                hint="Ask your administrator to configure it again, or enter a password for the mailbox.")
-            error.transient = False  # waiting will not bring the settings back
-            raise error
         if not account.oauth_refresh_token_encrypted:
             raise oauth_access_revoked(
                 message=f"The mailbox is not connected to {label} any more.",

@@ -8,9 +8,11 @@ from flask import Flask, current_app
 from redis import Redis
 from rq import Queue
 
+from rolsync import oauth_clients
 from rolsync.crypto import SecretBox
 from rolsync.documents import DocumentStore
-from rolsync.oauth import OAuthProvider, providers_from_config
+from rolsync.extensions import db
+from rolsync.oauth import OAuthProvider, endpoints_from_config, providers_from_config
 
 
 @dataclass
@@ -27,9 +29,24 @@ class Services:
         return DocumentStore(self.config["DOCUMENT_ROOT"])
 
     @cached_property
-    def oauth_providers(self) -> dict[str, OAuthProvider]:
-        """Google / Microsoft as registered for this deployment; empty when neither is configured."""
+    def oauth_environment(self) -> dict[str, OAuthProvider]:
+        """The providers registered in the environment: they change only with it, at a restart."""
         return providers_from_config(self.config)
+
+    @cached_property
+    def oauth_endpoints(self) -> dict[str, OAuthProvider]:
+        """Every provider's endpoints (defaults or the environment's), for clients saved in the panel."""
+        return endpoints_from_config(self.config)
+
+    @property
+    def oauth_providers(self) -> dict[str, OAuthProvider]:
+        """Google / Microsoft as registered for this deployment (environment, else the admin panel).
+
+        Read from the database at each use, so a change in the panel reaches
+        every web process and worker at once; empty when neither is set up.
+        """
+        return oauth_clients.providers_in_use(db.session, self.oauth_environment, self.oauth_endpoints,
+                                              self.secrets)
 
     @cached_property
     def redis(self) -> Redis:
@@ -46,8 +63,10 @@ def init_app(app: Flask) -> None:
     services = Services(app.config, app.instance_path)
     app.extensions["rolsync"] = services
     # Fail at start-up, not at the first import, when the keys (or a provider's CA file) are unusable.
+    # (Nothing here reads the database: `flask db upgrade` builds the app before the tables exist.)
     services.secrets
-    services.oauth_providers
+    services.oauth_environment
+    services.oauth_endpoints
 
 
 def get() -> Services:

@@ -281,21 +281,33 @@ class OAuthClient:
 
 
 def register_oauth_provider(monkeypatch, tmp_path, oauth_server, oauth_dovecot, provider: str = "google",
-                            revoke: bool = True) -> OAuthClient:
-    """Point `provider`'s settings at the local server and Dovecot, as an admin's environment would."""
-    client_id = f"rolsync-{provider}-{uuid.uuid4().hex[:8]}"
+                            revoke: bool = True, in_environment: bool = True) -> OAuthClient:
+    """Point `provider`'s endpoints at the local server and Dovecot, as an admin's environment would.
+
+    With `in_environment` the client id and secret go there too; without, only
+    the endpoints do, and the test enters the client in the admin panel.
+    Client ids have the providers' shapes, which the panel checks.
+    """
+    suffix = uuid.uuid4().hex
+    client_id = (f"{int(suffix[:10], 16)}-rolsync{suffix[10:18]}.apps.googleusercontent.com"
+                 if provider == "google" else str(uuid.uuid4()))
     client_secret = f"client-secret-{uuid.uuid4().hex}"
     oauth_server.add_client(client_id, client_secret, f"http://localhost/oauth/{provider}/callback")
     ca_file = tmp_path / f"{provider}-imap-ca.pem"
     ca_file.write_text(oauth_dovecot.ca_pem)
     prefix = f"ROLSYNC_{provider.upper()}_"
     for key, value in {
-        "CLIENT_ID": client_id, "CLIENT_SECRET": client_secret,
         "AUTHORIZE_URL": oauth_server.authorize_url, "TOKEN_URL": oauth_server.token_url,
         "REVOKE_URL": oauth_server.revoke_url if revoke else "",
         "IMAP_HOST": oauth_dovecot.host, "IMAP_PORT": str(oauth_dovecot.ssl_port), "IMAP_CA_FILE": str(ca_file),
     }.items():
         monkeypatch.setenv(prefix + key, value)
+    if in_environment:
+        monkeypatch.setenv(prefix + "CLIENT_ID", client_id)
+        monkeypatch.setenv(prefix + "CLIENT_SECRET", client_secret)
+    else:
+        monkeypatch.delenv(prefix + "CLIENT_ID", raising=False)
+        monkeypatch.delenv(prefix + "CLIENT_SECRET", raising=False)
     return OAuthClient(provider, client_id, client_secret, oauth_server)
 
 

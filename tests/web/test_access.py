@@ -72,6 +72,10 @@ def _routes(world) -> list[tuple[str, str, dict, dict[str, int]]]:
         ("GET", "/users", {}, admin_only),
         ("GET", "/users/new", {}, admin_only),
         ("GET", f"/users/{u}", {}, admin_only),
+        ("GET", "/admin/mail-providers", {}, admin_only),
+        ("POST", "/admin/mail-providers/google", {}, {OWNER: 403, OTHER: 403, ADMIN: 422}),
+        ("POST", "/admin/mail-providers/google/remove", {}, {OWNER: 403, OTHER: 403, ADMIN: 302}),
+        ("POST", "/admin/mail-providers/yahoo", {}, {OWNER: 403, OTHER: 403, ADMIN: 404}),
         ("POST", f"/users/{u}/preferences/mailbox", {}, {OWNER: 422, OTHER: 403, ADMIN: 422}),
         ("POST", f"/users/{u}/preferences/import", {}, {OWNER: 302, OTHER: 403, ADMIN: 302}),
         ("POST", f"/warnings/{w}/retry", {}, warning),
@@ -122,7 +126,7 @@ def test_admins_see_admin_links_and_users_do_not(world):
     admin_nav = nav.search(world["clients"][ADMIN].get("/").get_data(as_text=True)).group(0)
     for link in ("Preferences", "Warnings", "Records", "Import history"):
         assert f">{link}" in user_nav and f">{link}" in admin_nav
-    for link in ("Import rules", "Users"):
+    for link in ("Import rules", "Users", "Providers"):
         assert f">{link}<" not in user_nav
         assert f">{link}<" in admin_nav
 
@@ -130,7 +134,8 @@ def test_admins_see_admin_links_and_users_do_not(world):
 def _post_routes(app, world) -> list[str]:
     """Every POST route of the app, with its ids filled in."""
     values = {"user_id": world["owner"].id, "warning_id": world["warning"], "kind": "contact",
-              "record_id": world["seeded"].carol_id, "email_id": 1, "version": 1}
+              "record_id": world["seeded"].carol_id, "email_id": 1, "version": 1,
+              "provider": "google"}
     paths = []
     for rule in app.url_map.iter_rules():
         if "POST" in rule.methods:

@@ -25,7 +25,9 @@ class DisconnectForm(FlaskForm):
 
 @bp.app_context_processor
 def oauth_template_helpers():
-    return {"oauth_providers": services.get().oauth_providers, "oauth_label": oauth.LABELS.get}
+    # Read per page (one small query): only signed-in pages show Connect buttons.
+    providers = services.get().oauth_providers if current_user.is_authenticated else {}
+    return {"oauth_providers": providers, "oauth_label": oauth.LABELS.get}
 
 
 def _provider(name: str) -> oauth.OAuthProvider:
@@ -35,7 +37,7 @@ def _provider(name: str) -> oauth.OAuthProvider:
     return provider
 
 
-def _redirect_uri(name: str) -> str:
+def redirect_uri(name: str) -> str:
     """The address registered with the provider; ROLSYNC_PUBLIC_URL wins over the request's host."""
     base = current_app.config.get("PUBLIC_URL")
     if base:
@@ -47,7 +49,7 @@ def _redirect_uri(name: str) -> str:
 def connect(provider: str):
     """Connect with Google / Microsoft: off to the provider's consent page, for one's own mailbox only."""
     chosen = _provider(provider)
-    pending = oauth.begin_consent(chosen, _redirect_uri(chosen.name), login_hint=current_user.email)
+    pending = oauth.begin_consent(chosen, redirect_uri(chosen.name), login_hint=current_user.email)
     session[PENDING_KEY] = {"provider": chosen.name, "user_id": current_user.id, "state": pending.state,
                             "verifier": pending.code_verifier}
     return redirect(pending.url)
@@ -69,7 +71,7 @@ def callback(provider: str):
               + " Nothing was changed; use the Connect button to try again.", "error")
         return redirect(page_url(current_user, "email"))
     try:
-        grant = oauth.finish_consent(chosen, _redirect_uri(chosen.name), request.url, pending["state"],
+        grant = oauth.finish_consent(chosen, redirect_uri(chosen.name), request.url, pending["state"],
                                      pending["verifier"])
     except oauth.ConnectError as exc:
         flash(str(exc), "error")
