@@ -201,4 +201,6 @@ def test_a_provider_set_up_only_in_the_panel_connects_and_imports_then_removing_
     assert json.loads(mailbox.cli("notes", "export").output)[0]["subject"] == "Interview on Tuesday"
     page = _text(mailbox.client.get("/preferences").get_data(as_text=True))
     assert "Last error: Connecting mailboxes with Google is not set up on this rolsync any more." in page
+    assert "Google sign-in is no longer set up on this rolsync" in page
+    assert "Reconnect with Google" not in page
 
