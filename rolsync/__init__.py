@@ -18,7 +18,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     if test_config:
         app.config.from_mapping(test_config)
 
+    from rolsync import redact
     from rolsync.extensions import csrf, db, login_manager, migrate
+
+    redact.install()  # werkzeug's access log would otherwise show OAuth callback codes
 
     db.init_app(app)
     with app.app_context():
