@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 PARALLEL_WRITES = 8
-"""Files written (and fsynced) at once by `put_many`."""
+"""Files written (and fsynced) at once by `start_put_many`."""
 
 
 class DocumentStore:
@@ -61,10 +61,6 @@ class DocumentStore:
         os.replace(path, target)
         return sha256
 
-    def put_many(self, files: Mapping[str, bytes | Path]) -> None:
-        """Store several files given by SHA-256 (bytes, or a file for `put_file`), all durable on return."""
-        self.start_put_many(files)()
-
     def start_put_many(self, files: Mapping[str, bytes | Path]) -> Callable[[], None]:
         """Start storing several files; the function returned waits until all are durable (and raises).
 
@@ -73,9 +69,11 @@ class DocumentStore:
         caller can write its database rows meanwhile (they must not be
         committed before the wait).
         """
-        missing = [(digest, data) for digest, data in files.items() if not self.path_for(digest).exists()]
+        missing = []
         for digest, data in files.items():
-            if isinstance(data, Path) and (digest, data) not in missing:
+            if not self.path_for(digest).exists():
+                missing.append((digest, data))
+            elif isinstance(data, Path):
                 data.unlink(missing_ok=True)  # stored already: the spooled copy is not needed
 
         def store(digest: str, data: bytes | Path) -> None:

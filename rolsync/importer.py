@@ -41,7 +41,7 @@ from rolsync.mail.parse import (
     ParsedMessage,
     ParserPoolBroken,
     discard_parser_pool,
-    parse_message,
+    parse_or_failure,
     parser_pool,
     snippet,
 )
@@ -165,6 +165,19 @@ class _Message:
     decision: Decision | None = None
     outcome: MessageOutcome | None = None  # None: this user's ledger has it already
     recorded: bool = False  # a failure the ledger has already: counted again, not written again
+
+    @classmethod
+    def of(cls, fetched: FetchedMessage, result: ParsedMessage | Exception) -> "_Message":
+        """A fetched message with what parsing it gave: the parsed message, unreadable, or a failure."""
+        message = cls(fetched)
+        if isinstance(result, MessageUnreadable):
+            message.unreadable = result
+        elif isinstance(result, Exception):  # a message we cannot handle must not stop the mailbox
+            log.error("parsing UID %s failed: %s", fetched.uid, result, exc_info=result)
+            message.failure = result
+        else:
+            message.parsed = result
+        return message
 
     @property
     def raw_key(self) -> str:
@@ -430,29 +443,10 @@ class AccountImporter:
             log.warning("a parser worker died; parsing this batch in the import's own process")
             discard_parser_pool()
             return [self._parse(fetched) for fetched in batch]
-        messages = []
-        for fetched, result in zip(batch, parsed, strict=True):
-            message = _Message(fetched)
-            if isinstance(result, MessageUnreadable):
-                message.unreadable = result
-            elif isinstance(result, Exception):
-                log.error("parsing UID %s failed: %s", fetched.uid, result)
-                message.failure = result
-            else:
-                message.parsed = result
-            messages.append(message)
-        return messages
+        return [_Message.of(fetched, result) for fetched, result in zip(batch, parsed, strict=True)]
 
     def _parse(self, fetched: FetchedMessage) -> _Message:
-        message = _Message(fetched)
-        try:
-            message.parsed = parse_message(fetched.raw, spool_dir=self._spool_dir)
-        except MessageUnreadable as exc:
-            message.unreadable = exc
-        except Exception as exc:  # a message we cannot handle must not stop the mailbox
-            log.exception("parsing UID %s failed", fetched.uid)
-            message.failure = exc
-        return message
+        return _Message.of(fetched, parse_or_failure(fetched.raw, spool_dir=self._spool_dir))
 
     def _import_batch(self, batch: list[FetchedMessage], messages: list[_Message], state: FolderState,
                       direction: Direction, counts: FolderCounts) -> None:

@@ -65,11 +65,7 @@ class _Child:
     log_path: Path
 
     def log_tail(self, lines: int = 20) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return _dovecot().file_tail(self.log_path, lines)
 
 
 @dataclass
@@ -408,7 +404,7 @@ class Demo:
     def _stop_everything(self) -> None:
         """Stop the web server, the worker (and its scheduler children), Dovecot; forget all state."""
         for child in reversed(self.children):
-            _stop_process_group(child.process)
+            _dovecot().stop_process_group(child.process, STOP_TIMEOUT)
         self.children.clear()
         if self.dovecot is not None:
             self.dovecot.stop()
@@ -460,38 +456,3 @@ def _dovecot():
         raise DemoError(f"the demo runs from a checkout of rolsync, whose tests/support/dovecot.py it uses "
                         f"({exc}); run `make demo` there") from exc
     return dovecot
-
-
-def _stop_process_group(process: subprocess.Popen) -> None:
-    """SIGTERM the process (RQ: a warm shutdown), again if it lingers, then kill whatever is left of its group."""
-    group = process.pid  # started with start_new_session: its pid is its group id
-    for _attempt in range(2):
-        if process.poll() is not None:
-            break
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=STOP_TIMEOUT / 2)
-        except subprocess.TimeoutExpired:
-            pass
-    if process.poll() is None:
-        process.kill()
-        process.wait()
-    # Children it did not reap (the worker's schedulers, if it was killed) go with the group.
-    deadline = time.monotonic() + STOP_TIMEOUT / 2
-    while _live_members(group) and time.monotonic() < deadline:
-        _signal_group(group, signal.SIGTERM)
-        time.sleep(0.1)
-    if _live_members(group):
-        _signal_group(group, signal.SIGKILL)
-
-
-def _signal_group(group: int, signum: int) -> None:
-    try:
-        os.killpg(group, signum)
-    except ProcessLookupError:
-        pass
-
-
-def _live_members(group: int) -> list[int]:
-    """Processes of a process group that have not exited (the Dovecot fixture's helper, shared)."""
-    return _dovecot().live_members(group)

@@ -468,18 +468,23 @@ def discard_parser_pool() -> None:
     _POOL = None
 
 
+def parse_or_failure(raw: bytes, *, spool_dir: Path | None = None) -> ParsedMessage | Exception:
+    """`parse_message`, with a failure (MessageUnreadable or any other error) returned instead of raised."""
+    try:
+        return parse_message(raw, spool_dir=spool_dir)
+    except Exception as exc:  # one message must never stop a batch
+        return exc
+
+
 def _parse_chunk(raws: list[bytes], spool_dir: Path | None) -> list[ParsedMessage | Exception]:
     """In a worker: parse each message; a failure is returned in its place, not raised."""
-    results: list[ParsedMessage | Exception] = []
-    for raw in raws:
-        try:
-            results.append(parse_message(raw, spool_dir=spool_dir))
-        except Exception as exc:
+    results = [parse_or_failure(raw, spool_dir=spool_dir) for raw in raws]
+    for number, result in enumerate(results):
+        if isinstance(result, Exception):
             try:
-                pickle.dumps(exc)
+                pickle.dumps(result)
             except Exception:  # it must travel back to the importer
-                exc = RuntimeError(f"{type(exc).__name__}: {exc}")
-            results.append(exc)
+                results[number] = RuntimeError(f"{type(result).__name__}: {result}")
     return results
 
 
@@ -863,34 +868,21 @@ class _Walk:
 
     def _append_decoded(self, filename: str | None, content_type: str, decoded: "_Decoded", *, inline: bool) -> None:
         """Record one attachment decoded by ``_decode_run`` (perhaps into a spool file)."""
-        sniffed = _sniff(decoded.head)
-        if not filename:
-            filename = f"attachment-{len(self.attachments) + 1}{_extension(content_type, sniffed)}"
-        self.attachments.append(Attachment(
-            filename=filename,
-            content_type=content_type,
-            sniffed_type=sniffed,
-            size=decoded.size,
-            sha256=decoded.sha256,
-            inline=inline,
-            content=decoded.content,
-            spool=decoded.path,
-        ))
+        self._record(filename, content_type, _sniff(decoded.head), inline=inline, size=decoded.size,
+                     sha256=decoded.sha256, content=decoded.content, spool=decoded.path)
 
     def _append(self, filename: str | None, content_type: str, data: bytes, *, inline: bool) -> None:
-        """Record one attachment, naming it "attachment-N.ext" when the sender gave no name."""
-        sniffed = _sniff(data)
+        """Record one attachment whose bytes are in memory."""
+        self._record(filename, content_type, _sniff(data), inline=inline, size=len(data),
+                     sha256=hashlib.sha256(data).hexdigest(), content=data, spool=None)
+
+    def _record(self, filename: str | None, content_type: str, sniffed: str | None, *, inline: bool, size: int,
+                sha256: str, content: bytes | None, spool: Path | None) -> None:
+        """Add an attachment, naming it "attachment-N.ext" when the sender gave no name."""
         if not filename:
             filename = f"attachment-{len(self.attachments) + 1}{_extension(content_type, sniffed)}"
-        self.attachments.append(Attachment(
-            filename=filename,
-            content_type=content_type,
-            sniffed_type=sniffed,
-            size=len(data),
-            sha256=hashlib.sha256(data).hexdigest(),
-            inline=inline,
-            content=data,
-        ))
+        self.attachments.append(Attachment(filename=filename, content_type=content_type, sniffed_type=sniffed,
+                                           size=size, sha256=sha256, inline=inline, content=content, spool=spool))
 
 
 class _Folds:

@@ -317,37 +317,14 @@ class DovecotServer:
     def stop(self) -> None:
         """End the master process and its children; safe to call twice."""
         process, self._process = self._process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                pass
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=STOP_TIMEOUT)
-        # Dovecot was started in its own session, so its process group holds
-        # exactly the processes this server started. The master may exit
-        # before its children do; give them a moment, then make sure none
-        # outlive it.
-        deadline = time.monotonic() + 2
-        while live_members(process.pid) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if live_members(process.pid):
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        if process is not None:
+            # Dovecot was started in its own session, so its process group
+            # holds exactly the processes this server started.
+            stop_process_group(process, STOP_TIMEOUT)
 
     def log_tail(self, lines: int = 40) -> str:
         """The end of Dovecot's log, for error messages."""
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return file_tail(self.log_path, lines)
 
     def _prepare_files(self) -> None:
         self.base_dir.mkdir(parents=True, exist_ok=True)
@@ -541,6 +518,49 @@ class DovecotServer:
             client.select_folder(folder, readonly=True)
             found = client.get_flags([uid]).get(uid, ())
         return {flag.decode() if isinstance(flag, bytes) else flag for flag in found}
+
+
+def file_tail(path: Path, lines: int) -> str:
+    """The last `lines` lines of a log file ("" when there is none yet)."""
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def stop_process_group(process: subprocess.Popen, timeout: float) -> None:
+    """Stop `process`, started in a session of its own, and every process of its group.
+
+    SIGTERM asks for a clean stop, a second one (RQ's cold shutdown) insists,
+    then SIGKILL; what is left of the group (children the leader did not
+    reap) gets the same, so nothing outlives it.
+    """
+    group = process.pid
+    for _attempt in range(2):
+        if process.poll() is not None:
+            break
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout / 2)
+        except subprocess.TimeoutExpired:
+            pass
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+    deadline = time.monotonic() + timeout / 2
+    while live_members(group) and time.monotonic() < deadline:
+        _signal_group(group, signal.SIGTERM)
+        time.sleep(0.05)
+    if live_members(group):
+        _signal_group(group, signal.SIGKILL)
+
+
+def _signal_group(group: int, signum: int) -> None:
+    try:
+        os.killpg(group, signum)
+    except ProcessLookupError:
+        pass
 
 
 def live_members(pgid: int) -> list[int]:

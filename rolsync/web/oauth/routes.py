@@ -6,9 +6,12 @@ A callback whose state is not the one this browser was given is refused.
 """
 from __future__ import annotations
 
+import functools
+
 from flask import abort, current_app, flash, redirect, request, session, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from werkzeug.local import LocalProxy
 
 from rolsync import oauth, services
 from rolsync.extensions import db
@@ -25,9 +28,13 @@ class DisconnectForm(FlaskForm):
 
 @bp.app_context_processor
 def oauth_template_helpers():
-    # Read per page (one small query): only signed-in pages show Connect buttons.
-    providers = services.get().oauth_providers if current_user.is_authenticated else {}
-    return {"oauth_providers": providers, "oauth_label": oauth.LABELS.get}
+    # Only Preferences and Warnings show Connect buttons: the providers (a
+    # query and a decryption) are read when a page first uses them, once.
+    @functools.cache
+    def providers() -> dict[str, oauth.OAuthProvider]:
+        return services.get().oauth_providers if current_user.is_authenticated else {}
+
+    return {"oauth_providers": LocalProxy(providers), "oauth_label": oauth.LABELS.get}
 
 
 def _provider(name: str) -> oauth.OAuthProvider:
