@@ -32,7 +32,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from support import ROOT, add_account, add_mailbox, create_database, drop_database, load_people, make_app  # noqa: E402
+from support import (  # noqa: E402
+    ROOT,
+    add_account,
+    add_mailbox,
+    create_database,
+    drop_database,
+    load_people,
+    make_app,
+)
 
 SENDER = "applicant@candidates.example"
 
@@ -76,13 +84,13 @@ def _wait_live(app, ids: list[int], timeout: float) -> float:
 
 
 def measure_latency(work: Path, database: str, mailboxes: int, deliveries: int) -> None:
-    from tests.mail.builders import build_message
-    from tests.support.dovecot import DovecotServer
-
     from corpus import Person
+
     from rolsync import jobs
     from rolsync.extensions import db
     from rolsync.models import Note
+    from tests.mail.builders import build_message
+    from tests.support.dovecot import DovecotServer
 
     server = DovecotServer(work / "dovecot")
     server.start()

@@ -3,8 +3,8 @@
 Revision ID: 0011
 Revises: 0007
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 revision = "0011"
 down_revision = "0007"
