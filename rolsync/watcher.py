@@ -394,10 +394,14 @@ class Watcher:
                     self.pool.submit(opened.close)
                 continue
             watch.state = State.WAITING  # the task is over; the handlers below say what comes next
-            if kind == "connect":
-                self._connected(watch, result, error)
-            else:
-                self._renewed(watch, result, error)
+            try:
+                if kind == "connect":
+                    self._connected(watch, result, error)
+                else:
+                    self._renewed(watch, result, error)
+            except Exception as exc:  # one mailbox's surprise must not stop the others' push
+                log.exception("account %s: unexpected trouble after %s", watch.account_id, kind)
+                self._back_off(watch, exc)
 
     def _connected(self, watch: Watch, result: Connected | None, error: BaseException | None) -> None:
         now = time.monotonic()
