@@ -167,10 +167,11 @@ def test_what_counts_as_new_mail():
 
 
 def test_mail_appended_while_idle_is_on_the_record_without_a_poll(push_app, dovecot, tmp_path, processes):
-    consultant, account_id, _ = ready(push_app, dovecot, tmp_path, processes)
+    consultant, account_id, [watcher] = ready(push_app, dovecot, tmp_path, processes)
     # Dovecot offers NOTIFY, so the Sent folder is watched in the same connection.
     assert live(account_id) == push.LIVE_ALL
     before = runs(account_id)
+    time.sleep(5)  # past an IDLE renewal (every 4 s here): mail still arrives on the renewed IDLE
 
     consultant.deliver("INBOX", mail(consultant, "CV arriving live"))
     wait_until(lambda: "CV arriving live" in subjects(), 30, "the pushed message to become a note")
@@ -181,6 +182,8 @@ def test_mail_appended_while_idle_is_on_the_record_without_a_poll(push_app, dove
     # Nothing else could have run them: the schedule's next poll is an hour away.
     assert runs(account_id) - before <= 4
     assert sorted(subjects()) == ["CV arriving live", "Reply sent live"]
+    # IDLE was re-issued meanwhile (every 4 s here) without trouble.
+    assert "Traceback" not in watcher.output() and "connection trouble" not in watcher.output()
 
 
 def test_a_watcher_killed_is_replaced_and_nothing_is_lost_or_doubled(push_app, dovecot, tmp_path, processes):
@@ -217,7 +220,7 @@ def test_dovecot_restarted_under_the_watcher(push_env, tmp_path, database_url, p
             wait_until(lambda: live(account_id) is not None, 60, "the watcher to be back in IDLE")
             consultant.deliver("INBOX", mail(consultant, "After the restart"))
             wait_until(lambda: "After the restart" in subjects(), 30, "the pushed message after the restart")
-            assert "reconnecting in" in watcher.output()
+            assert "reconnecting in" in watcher.output() and "Traceback" not in watcher.output()
             assert_each_message_once({"While it restarted", "After the restart"})
             db.session.remove()
             db.engine.dispose()
@@ -322,6 +325,45 @@ def test_switched_off_mailboxes_and_push_for_all_are_let_go(push_app, dovecot, t
     push.set_mailbox_push(db.session, account_of(consultant), True)
     db.session.commit()
     wait_until(lambda: live(account_id) is not None, 30, "the watcher to watch it again")
+    # A paused mailbox (refused logins, the UIDVALIDITY breaker) is let go like a switched-off one.
+    account = account_of(consultant)
+    account.paused, account.paused_reason = True, "test"
+    db.session.commit()
+    wait_until(lambda: live(account_id) is None and lease_holder(account_id) is None, 30,
+               "the watcher to let the paused mailbox go")
+    account = account_of(consultant)
+    account.paused, account.paused_reason = False, None
+    db.session.commit()
+    wait_until(lambda: live(account_id) is not None, 30, "the watcher to watch it again")
     push.set_push_on(db.session, False)
     db.session.commit()
     wait_until(lambda: live(account_id) is None, 30, "push switched off for every mailbox")
+
+
+def test_an_oauth_mailbox_is_watched_over_xoauth2_and_a_new_consent_is_followed(
+        google, oauth_server, oauth_dovecot, push_env, tmp_path, sqlite_url, processes):
+    from tests.test_oauth import Mailbox
+
+    app = push_env(tmp_path, sqlite_url)
+    with app.app_context():
+        mailbox = Mailbox(app, oauth_dovecot, oauth_server, tmp_path)
+        mailbox.connect()
+        mailbox.import_now()
+        account_id = mailbox.account().id
+        processes(app)
+        watcher = processes(app, "--watch")
+        wait_until(lambda: live(account_id) is not None, 60, "the watcher to be in IDLE over XOAUTH2")
+        mailbox.deliver("Pushed over OAuth")
+        wait_until(lambda: "Pushed over OAuth" in subjects(), 30, "the pushed message")
+
+        # Connecting again gives a new refresh token: the watcher signs in again with it, no restart.
+        tokens = len(oauth_server.tokens_of(mailbox.email))
+        mailbox.connect()
+        wait_until(lambda: "settings changed; reconnecting" in watcher.output(), 30, "the watcher to notice")
+        wait_until(lambda: live(account_id) is not None, 30, "the watcher to be back in IDLE")
+        mailbox.deliver("Pushed after reconnecting")
+        wait_until(lambda: "Pushed after reconnecting" in subjects(), 30, "the pushed message")
+        assert len(oauth_server.tokens_of(mailbox.email)) > tokens
+        assert mailbox.account().auth_failures == 0
+        db.session.remove()
+        db.engine.dispose()
