@@ -570,8 +570,13 @@ class Watcher:
             mailbox.close()
             raise
         if account.auth_failures:
-            account.auth_failures = 0
-            session.commit()
+            # Signed in: the refused logins before were not in a row any more (as after an import).
+            try:
+                account.auth_failures = 0
+                session.commit()
+            except Exception:  # a busy database costs the reset, not the open connection
+                session.rollback()
+                log.warning("account %s: could not reset its refused-login count", account_id, exc_info=True)
         behind = (status.uidnext, status.uidvalidity) != (caught_up, uidvalidity)
         log.info("account %s: in IDLE (%s)", account_id, "Inbox and Sent" if live == push.LIVE_ALL else "Inbox")
         return Connected(mailbox, live, behind)

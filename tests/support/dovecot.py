@@ -37,6 +37,8 @@ What the server offers:
   (``introspection_mode = post``) and logs the user in when the answer says
   ``"active": true`` and its ``username`` is the login name. Passwords keep
   working as before; without the option the configuration is unchanged.
+- With ``imap_capability``, that is what the server advertises after login
+  (a list without IDLE plays a server that has no push).
 - SPECIAL-USE (RFC 6154): one namespace with "/" as separator in which the
   mailboxes named in ``SENT_SPECIAL_USE`` ("Sent", "Gesendete Objekte") carry
   ``\\Sent`` whenever they exist. They are not created automatically, so a test
