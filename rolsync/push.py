@@ -68,7 +68,8 @@ def live_states(redis: Redis, queue: str, account_ids: Iterable[int]) -> dict[in
     if not ids:
         return {}
     values = redis.mget([live_key(queue, account_id) for account_id in ids])
-    return {account_id: value.decode() for account_id, value in zip(ids, values) if value is not None}
+    return {account_id: value.decode() if isinstance(value, bytes) else str(value)
+            for account_id, value in zip(ids, values) if value is not None}
 
 
 def live_state(redis: Redis, queue: str, account_id: int) -> str | None:
