@@ -21,11 +21,12 @@ venv: $(VENV)/.installed
 migrate: venv
 	$(BIN)/flask db upgrade
 
-## run: the web panel and an import worker on the embedded defaults (SQLite, local Redis)
+## run: the web panel, an import worker and the IDLE watcher (push) on the embedded defaults (SQLite, local Redis)
 run: migrate
-	@echo "rolsync: web panel on http://$(HOST):$(PORT)/ and an import worker; Ctrl-C stops both"
+	@echo "rolsync: web panel on http://$(HOST):$(PORT)/, an import worker and the IDLE watcher; Ctrl-C stops them all"
 	@trap 'kill 0' INT TERM EXIT; \
 	  $(BIN)/python worker.py & \
+	  $(BIN)/python worker.py --watch & \
 	  $(BIN)/flask run --host $(HOST) --port $(PORT) & \
 	  wait
 

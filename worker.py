@@ -2,6 +2,7 @@
 
     python worker.py            work for ever; also run the import schedule
     python worker.py --burst    work through what is queued, then exit
+    python worker.py --watch    run the IDLE watcher (push): queue a mailbox's import when mail arrives
 
 The schedule is RQ's CronScheduler, in a child process of its own (it installs
 signal handlers and blocks), enqueueing `jobs.dispatch_due_imports` every
@@ -50,6 +51,8 @@ def start_schedule_process() -> subprocess.Popen:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--burst", action="store_true", help="work through what is queued, then exit")
+    parser.add_argument("--watch", action="store_true",
+                        help="run the IDLE watcher (push) instead of a worker (rolsync/watcher.py)")
     parser.add_argument("--schedule-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -57,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         return run_schedule()
 
     app = create_app()
+    if args.watch:
+        from rolsync.watcher import run_watcher
+
+        build_ssl_context(None)
+        return run_watcher(app)
     jobs.use_app(app)
     # Load the system trust store once here; every forked work horse inherits it.
     build_ssl_context(None)

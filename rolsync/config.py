@@ -182,6 +182,19 @@ def load_config(instance_path: str) -> dict:
         "IMPORT_RETRY_DELAYS": _ints("ROLSYNC_IMPORT_RETRY_DELAYS", [30, 120, 600]),
         "AUTH_FAILURES_BEFORE_PAUSE": _int("ROLSYNC_AUTH_FAILURES_BEFORE_PAUSE", 3),
         "UIDVALIDITY_CHANGES_BEFORE_PAUSE": _int("ROLSYNC_UIDVALIDITY_CHANGES_BEFORE_PAUSE", 3),
+        # Push (python worker.py --watch, rolsync/watcher.py). IDLE is re-issued this often: servers may end
+        # an IDLE after 30 minutes (RFC 2177), so never more than 29.
+        "PUSH_IDLE_RENEW_SECONDS": min(_int("ROLSYNC_PUSH_IDLE_RENEW_SECONDS", 25 * 60), 29 * 60),
+        # A watcher's hold on a mailbox (a Redis lease) lapses this long after the watcher stops renewing it.
+        "PUSH_LEASE_SECONDS": _int("ROLSYNC_PUSH_LEASE_SECONDS", 30),
+        # How often a watcher re-reads the mailboxes (new ones, switched off, changed credentials).
+        "PUSH_REFRESH_SECONDS": _int("ROLSYNC_PUSH_REFRESH_SECONDS", 15),
+        # Mailboxes with a live IDLE are still polled this often, in case a notification went missing.
+        "PUSH_SAFETY_POLL_SECONDS": _int("ROLSYNC_PUSH_SAFETY_POLL_SECONDS", 30 * 60),
+        "PUSH_MAX_MAILBOXES": _int("ROLSYNC_PUSH_MAX_MAILBOXES", 1000),
+        "PUSH_CONNECT_THREADS": _int("ROLSYNC_PUSH_CONNECT_THREADS", 8),
+        # Reconnecting after a dropped connection waits 1, 2, 4... seconds (jittered), at most this long.
+        "PUSH_BACKOFF_MAX_SECONDS": _int("ROLSYNC_PUSH_BACKOFF_MAX_SECONDS", 300),
         # Connect with Google / Microsoft: the endpoints of each, and the providers registered in the
         # environment (the others may be registered in the admin panel: rolsync.oauth_clients).
         "OAUTH_ENDPOINTS": endpoints,

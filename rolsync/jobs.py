@@ -230,12 +230,20 @@ def _no_rq_retry(job: Job | None) -> None:
         job.retries_left = 0
 
 
-def due_accounts(session: Session, default_interval: int) -> list[MailAccount]:
-    """Enabled, unpaused accounts whose last run is at least their interval ago."""
+def due_accounts(session: Session, default_interval: int, watched: frozenset[int] | set[int] = frozenset(),
+                 safety_interval: int = 0) -> list[MailAccount]:
+    """Enabled, unpaused accounts whose last run is at least their interval ago.
+
+    `watched` accounts (a watcher holds them in IDLE: rolsync.push) are polled
+    only every `safety_interval`, in case a notification went missing.
+    """
     now = utcnow()
     due = []
     for account in enabled_accounts(session):
-        interval = timedelta(seconds=account.poll_interval_seconds or default_interval)
+        seconds = account.poll_interval_seconds or default_interval
+        if account.id in watched:
+            seconds = max(seconds, safety_interval)
+        interval = timedelta(seconds=seconds)
         last = account.last_run_at
         if last is None or now - (last if last.tzinfo else last.replace(tzinfo=now.tzinfo)) >= interval:
             due.append(account)
@@ -247,7 +255,7 @@ def dispatch_due_imports() -> list[str]:
 
     Every worker's scheduler may run this; enqueue_import makes repeats no-ops.
     """
-    from rolsync import services
+    from rolsync import push, services
     from rolsync.extensions import db
 
     app = _get_app()
@@ -255,8 +263,14 @@ def dispatch_due_imports() -> list[str]:
         _after_fork(db)
         try:
             queued = []
-            for account in due_accounts(db.session, app.config["POLL_INTERVAL_SECONDS"]):
-                job, created = enqueue_import(services.get().queue, account.id)
+            queue = services.get().queue
+            ids = db.session.scalars(select(MailAccount.id).where(MailAccount.enabled.is_(True))).all()
+            live = push.live_states(queue.connection, queue.name, ids)
+            # Only a mailbox whose Sent folder is watched too waits for the safety interval.
+            watched = {account_id for account_id, what in live.items() if what == push.LIVE_ALL}
+            for account in due_accounts(db.session, app.config["POLL_INTERVAL_SECONDS"], watched,
+                                        app.config["PUSH_SAFETY_POLL_SECONDS"]):
+                job, created = enqueue_import(queue, account.id)
                 if created:
                     queued.append(job.id)
             return queued

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -144,6 +145,9 @@ class MailAccount(db.Model):
     paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     paused_reason: Mapped[str | None] = mapped_column(Text)
     auth_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Push (IMAP IDLE, rolsync/watcher.py) for this mailbox; admins switch it off per mailbox, or for all
+    # with the "push" AppSetting. Without push (or a server without IDLE) the schedule alone imports it.
+    push_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
     user: Mapped[User] = relationship(back_populates="mail_account")
     folders: Mapped[list["FolderState"]] = relationship(back_populates="account", cascade="all, delete-orphan")
@@ -156,6 +160,16 @@ class MailAccount(db.Model):
     def account_email(self) -> str:
         """The mailbox's own address: the login when it is one, else the user's."""
         return self.username if "@" in self.username else self.user.email
+
+
+class AppSetting(db.Model):
+    """A deployment-wide setting an admin changes in the panel (the environment holds the rest)."""
+
+    __tablename__ = "app_settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
 
 class OAuthClient(db.Model):

@@ -37,6 +37,8 @@ What the server offers:
   (``introspection_mode = post``) and logs the user in when the answer says
   ``"active": true`` and its ``username`` is the login name. Passwords keep
   working as before; without the option the configuration is unchanged.
+- With ``imap_capability``, that is what the server advertises after login
+  (a list without IDLE plays a server that has no push).
 - SPECIAL-USE (RFC 6154): one namespace with "/" as separator in which the
   mailboxes named in ``SENT_SPECIAL_USE`` ("Sent", "Gesendete Objekte") carry
   ``\\Sent`` whenever they exist. They are not created automatically, so a test
@@ -226,9 +228,12 @@ class DovecotServer:
 
     host = "127.0.0.1"
 
-    def __init__(self, base_dir: Path, *, oauth2_introspection_url: str | None = None) -> None:
+    def __init__(self, base_dir: Path, *, oauth2_introspection_url: str | None = None,
+                 imap_capability: str | None = None) -> None:
         self.base_dir = Path(base_dir).resolve()
         self.oauth2_introspection_url = oauth2_introspection_url
+        # What the server advertises after login, e.g. without IDLE to play an older server.
+        self.imap_capability = imap_capability
         self.ssl_port = 0
         self.starttls_port = 0
         self.ca = trustme.CA()
@@ -355,8 +360,9 @@ class DovecotServer:
                 _OAUTH2_CONFIG.format(introspection_url=self.oauth2_introspection_url), encoding="utf-8")
             # It names the introspection client's secret.
             self.oauth2_config_path.chmod(0o600)
+        capability = f"imap_capability = {self.imap_capability}\n" if self.imap_capability else ""
         self.config_path.write_text(
-            _CONFIG.format(
+            capability + _CONFIG.format(
                 # Unique per server so doveadm and process titles never mix
                 # this instance up with another test server or a system one.
                 instance_name=f"rolsync-test-{uuid.uuid4().hex[:12]}",

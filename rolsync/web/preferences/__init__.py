@@ -3,4 +3,4 @@ from flask import Blueprint
 
 bp = Blueprint("preferences", __name__)
 
-from rolsync.web.preferences import routes  # noqa: E402,F401  (registers the views)
+from rolsync.web.preferences import live, routes  # noqa: E402,F401  (registers the views)

@@ -5,14 +5,14 @@ Every view takes an optional user id: admins reach another user's page at
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user
 from redis.exceptions import RedisError
 from werkzeug.datastructures import CombinedMultiDict
 
-from rolsync import jobs, services
+from rolsync import jobs, push, services
 from rolsync.accounts import AccountError, change_own_password, configure_mailbox
 from rolsync.crypto import SecretUnreadable
 from rolsync.extensions import db
@@ -58,11 +58,17 @@ def _render(user: User, form: MailboxSettingsForm, status: int = 200):
         report = None
     now = datetime.now(timezone.utc)
     state = job_state(services.get().redis, account.id) if account else JobState("idle")
+    live = push.live_state(services.get().redis, services.get().queue.name, account.id) if account else None
+    interval = schedule_interval(account, current_app.config) if account else None
+    if interval is not None and live == push.LIVE_ALL:
+        # Watched in IDLE, Inbox and Sent: the schedule only checks now and then.
+        interval = max(interval, timedelta(seconds=current_app.config["PUSH_SAFETY_POLL_SECONDS"]))
     return render_template(
         "preferences/index.html",
         subject=user, account=account, form=form, import_form=ImportNowForm(), report=report,
         presets=PRESETS, job=state, runs=recent_runs(db.session, account.id) if account else [],
-        interval=describe_interval(schedule_interval(account, current_app.config)) if account else None,
+        interval=describe_interval(interval) if interval else None, live=live,
+        push_on=push.push_on(db.session), last_mail=push.last_mail_at(db.session, account) if account else None,
         next_run=next_scheduled_run(account, current_app.config, now) if account else None,
         own=user.id == current_user.id,
     ), status
