@@ -1,12 +1,12 @@
 """Push (IMAP IDLE): a per-mailbox switch, and the deployment's settings table for the global one
 
-Revision ID: 0011
+Revision ID: 0008
 Revises: 0007
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011"
+revision = "0008"
 down_revision = "0007"
 branch_labels = None
 depends_on = None
