@@ -21,13 +21,13 @@ venv: $(VENV)/.installed
 migrate: venv
 	$(BIN)/flask db upgrade
 
-## run: the web panel and an import worker on the embedded defaults (SQLite, local Redis)
+## run: the web panel and an import worker on the embedded defaults (SQLite, local Redis);
+## with no admin yet it prints the one-time setup address. One quoted command per process.
 run: migrate
 	@echo "rolsync: web panel on http://$(HOST):$(PORT)/ and an import worker; Ctrl-C stops both"
-	@trap 'kill 0' INT TERM EXIT; \
-	  $(BIN)/python worker.py & \
-	  $(BIN)/flask run --host $(HOST) --port $(PORT) & \
-	  wait
+	@$(BIN)/python scripts/run.py --setup-url http://$(HOST):$(PORT) -- \
+	  "$(BIN)/python worker.py" \
+	  "$(BIN)/flask run --host $(HOST) --port $(PORT)"
 
 web: migrate
 	$(BIN)/flask run --host $(HOST) --port $(PORT)
