@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta, timezone
 from sqlalchemy import Select, exists, func, or_, select
 from sqlalchemy.orm import Session
 
+from rolsync.labels import OUTCOME_LABELS, REASON_LABELS, rule_label
 from rolsync.models import (
     Candidate,
     Contact,
@@ -22,28 +23,6 @@ from rolsync.models import (
     WarningStatus,
 )
 from rolsync.pagination import DEFAULT_PER_PAGE, Page, paginate
-
-OUTCOME_LABELS = {
-    Outcome.IMPORTED.value: "Imported",
-    Outcome.SKIPPED.value: "Skipped",
-    Outcome.WARNED.value: "Warning",
-    Outcome.FAILED.value: "Failed",
-}
-
-REASON_LABELS = {
-    "matched": "matched a record",
-    "attached": "attached from the warning queue",
-    "own_domain": "mail between colleagues (own domain)",
-    "no_match": "no contact or candidate has the address",
-    "no_counterpart": "no other address on the message",
-    "duplicate_address": "address shared by several records",
-    "unreadable": "the message could not be read",
-    "error": "the import failed on this message",
-    "automatic": "automatic mail (auto-reply, list, bounce)",
-    "blocked": "the address is blocked",
-    "custom": "a custom import rule",
-    "held_for_record": "kept until a record has the address",
-}
 
 
 @dataclass(frozen=True)
@@ -74,6 +53,10 @@ class HistoryEntry:
     def reason_label(self) -> str:
         reason = self.message.reason or ""
         return REASON_LABELS.get(reason, reason.replace("_", " "))
+
+    @property
+    def rule_label(self) -> str:
+        return rule_label(self.message.rule)
 
 
 def _visible(query: Select, viewer: User) -> Select:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from rolsync.decisions import decide
 from rolsync.documents import DocumentStore
+from rolsync.labels import WARNING_KIND_LABELS, warning_kind_label
 from rolsync.mail.parse import MessageUnreadable, ParsedMessage, normalise_address, parse_message
 from rolsync.matching import Matches, RecordRef, find_records
 from rolsync.models import (
@@ -39,17 +40,8 @@ from rolsync.pagination import DEFAULT_PER_PAGE, Page, paginate
 from rolsync.rules import CompiledRules
 from rolsync.rules.store import active_rules
 
-KIND_LABELS = {
-    WarningKind.DUPLICATE_ADDRESS.value: "Address shared by several records",
-    WarningKind.NO_MATCH.value: "No record has the address",
-    WarningKind.UNREADABLE_MESSAGE.value: "Unreadable message",
-    WarningKind.IMPORT_FAILED.value: "Import failed",
-    WarningKind.NO_SENT_FOLDER.value: "No Sent folder",
-    WarningKind.AUTH_FAILED.value: "Mailbox sign-in failed",
-    WarningKind.UIDVALIDITY_UNSTABLE.value: "Mailbox folders keep changing",
-    WarningKind.CUSTOM_RULE.value: "Held by an import rule",
-}
-"""What each kind is called in the panel; kinds added later fall back to their code."""
+KIND_LABELS = WARNING_KIND_LABELS
+"""What each kind is called in the panel (rolsync.labels, shared by every page)."""
 
 RETRYABLE_KINDS = frozenset({
     WarningKind.DUPLICATE_ADDRESS.value,
@@ -99,7 +91,7 @@ class RetryResult:
 
 def kind_label(kind: str) -> str:
     """What a kind of warning is called in the panel."""
-    return KIND_LABELS.get(kind, kind.replace("_", " ").capitalize())
+    return warning_kind_label(kind)
 
 
 # -- reading ------------------------------------------------------------------------

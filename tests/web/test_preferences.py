@@ -163,7 +163,7 @@ def test_a_provider_preset_fills_an_empty_server_without_javascript(user):
 
 def test_an_admin_can_set_up_another_users_mailbox(app, admin, user, mailbox):
     response = admin.client.post(f"/users/{user.id}/preferences/mailbox", data=_form(mailbox))
-    assert response.status_code == 302 and response.location.endswith(f"/users/{user.id}/preferences#email")
+    assert response.status_code == 302 and response.location.endswith(f"/users/{user.id}/preferences")
     html = admin.client.get(response.location).get_data(as_text=True)
     assert "Mailbox connection successful" in html
     assert f"Preferences of {user.user.name}" in html

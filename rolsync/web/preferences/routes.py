@@ -30,13 +30,14 @@ from rolsync.web.setup import password_fingerprint
 REPORT_KEY = "connection_report"
 
 
-def page_url(user: User, anchor: str = "") -> str:
-    """The preferences page of `user`: one's own, or an admin's view of someone else's."""
+def page_url(user: User) -> str:
+    """The preferences page of `user`: one's own, or an admin's view of someone else's.
+
+    Never with an anchor: the page would open scrolled past the flash message that says what happened.
+    """
     if user.id == current_user.id:
-        url = url_for("preferences.index")
-    else:
-        url = url_for("preferences.index", user_id=user.id)
-    return url + (f"#{anchor}" if anchor else "")
+        return url_for("preferences.index")
+    return url_for("preferences.index", user_id=user.id)
 
 
 def _settings_form(account: MailAccount | None) -> MailboxSettingsForm:
@@ -99,7 +100,7 @@ def save_mailbox(user_id: int | None = None):
     db.session.commit()
     flash("The mailbox settings were saved.", "success")
     run_connection_test(user, account)
-    return redirect(page_url(user, "email"))
+    return redirect(page_url(user))
 
 
 def run_connection_test(user: User, account: MailAccount) -> None:
@@ -127,7 +128,7 @@ def test_mailbox(user_id: int | None = None):
         flash("Save the mailbox settings first.", "error")
     else:
         run_connection_test(user, user.mail_account)
-    return redirect(page_url(user, "email"))
+    return redirect(page_url(user))
 
 
 @bp.route("/preferences/import", methods=["POST"])
@@ -154,7 +155,7 @@ def import_now(user_id: int | None = None):
                 flash("The import is queued. Progress shows below.", "success")
             else:
                 flash("An import of this mailbox is already queued or running.", "info")
-    return redirect(page_url(user, "import"))
+    return redirect(page_url(user))
 
 
 def _run_json(run: ImportRun | None) -> dict | None:
