@@ -25,6 +25,14 @@ from rolsync.models import (
 from rolsync.pagination import DEFAULT_PER_PAGE, Page, paginate
 
 
+MAIL_DATE = func.coalesce(ImportedMessage.sent_at, ImportedMessage.created_at)
+"""When the mail was written (its Date header); rows without one fall back to when rolsync saw them.
+
+History and the dashboard's chart order and count by it: a first import decides
+a hundred old messages at one moment, and "newest first" means the newest mail.
+"""
+
+
 @dataclass(frozen=True)
 class HistoryFilter:
     text: str = ""  # an address or words of the subject
@@ -89,7 +97,7 @@ def search_history(session: Session, viewer: User, wanted: HistoryFilter, page: 
             func.lower(ImportedMessage.to_addrs).contains(text, autoescape=True),
             in_notes, in_warnings,
         ))
-    query = query.order_by(ImportedMessage.created_at.desc(), ImportedMessage.id.desc())
+    query = query.order_by(MAIL_DATE.desc(), ImportedMessage.id.desc())
     found = paginate(session, query, page, per_page)
     return Page(items=_entries(session, found.items), page=found.page, per_page=found.per_page, total=found.total)
 
@@ -148,9 +156,9 @@ def imported_per_day(session: Session, viewer: User, *, days: int = 30, today: d
     today = today or datetime.now(timezone.utc).date()
     first = today - timedelta(days=days - 1)
     since = datetime.combine(first, datetime.min.time(), tzinfo=timezone.utc)
-    day = func.date(ImportedMessage.created_at)
+    day = func.date(MAIL_DATE)
     query = _visible(select(day, func.count(ImportedMessage.id)), viewer).where(
-        ImportedMessage.outcome == Outcome.IMPORTED.value, ImportedMessage.created_at >= since)
+        ImportedMessage.outcome == Outcome.IMPORTED.value, MAIL_DATE >= since)
     if user_id is not None and viewer.is_admin:
         query = query.where(ImportedMessage.user_id == user_id)
     counts = {_as_date(d): n for d, n in session.execute(query.group_by(day))}

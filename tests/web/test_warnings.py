@@ -140,6 +140,35 @@ def test_resolving_a_duplicate_by_editing_the_records_then_retry(duplicate):
     assert duplicate["consultant"].warnings()[0]["status"] == "resolved"
 
 
+def test_retry_in_bulk_after_fixing_a_shared_address_and_the_resolved_warning_names_its_record(duplicate):
+    consultant = duplicate["consultant"]
+    consultant.deliver("INBOX", build_message(
+        from_="Dan <shared@client.example>", to=consultant.email, subject="Second budget mail", text="x",
+        message_id="<budget-2@client.example>"))
+    assert consultant.import_now()["warnings"] == 1
+    client = duplicate["client"]
+    ids = [str(w.id) for w in db.session.scalars(select(ImportWarning).order_by(ImportWarning.id))]
+    assert len(ids) == 2
+
+    still = client.post("/warnings/retry", data={"warning_ids": ids}, follow_redirects=True).get_data(as_text=True)
+    assert "None of the 2 could be imported yet. Still open: shared@client.example still belongs to several " \
+           "records (Dan Dup, Dana Dup). (1 more like it)" in still
+    assert _badge(still) == "2"
+
+    dana = _contact("Dana Dup")
+    email_id = db.session.scalar(select(EmailAddress.id).where(EmailAddress.contact_id == dana.id))
+    client.post(f"/records/contact/{dana.id}/emails/{email_id}/remove")
+    done = client.post("/warnings/retry", data={"warning_ids": ids}, follow_redirects=True).get_data(as_text=True)
+    assert "2 of 2 imported (now notes on Dan Dup)." in done and _badge(done) == "0"
+    assert sorted(n["subject"] for n in consultant.notes()) == ["Budget for the new hire", "Second budget mail"]
+
+    resolved = client.get("/warnings?status=resolved").get_data(as_text=True)
+    row = resolved[resolved.index("Second budget mail"):]
+    row = row[:row.index("</tr>")]
+    assert "imported on retry" in row and re.search(r"Now a note on <a [^>]*>Dan Dup</a>", row)
+    assert "Dana Dup" not in row.split("Now a note on", 1)[1].split("</p>", 1)[0]
+
+
 def test_dismiss_and_reopen(duplicate):
     client = duplicate["client"]
     html = client.post(f"/warnings/{duplicate['warning']}/dismiss", follow_redirects=True).get_data(as_text=True)

@@ -65,8 +65,14 @@ def _render(user: User, form: MailboxSettingsForm, status: int = 200):
         presets=PRESETS, job=state, runs=recent_runs(db.session, account.id) if account else [],
         interval=describe_interval(schedule_interval(account, current_app.config)) if account else None,
         next_run=next_scheduled_run(account, current_app.config, now) if account else None,
-        own=user.id == current_user.id,
+        own=user.id == current_user.id, test_timeout=_test_timeout(),
     ), status
+
+
+def _test_timeout() -> int:
+    """How long Test Connection waits for a silent server, in seconds (the page says so while it waits)."""
+    config = current_app.config
+    return int(min(config.get("IMAP_TIMEOUT", 30), config.get("TEST_CONNECTION_TIMEOUT", 15)))
 
 
 @bp.route("/preferences", methods=["GET"])
@@ -105,7 +111,7 @@ def save_mailbox(user_id: int | None = None):
 
 def run_connection_test(user: User, account: MailAccount) -> None:
     """Test the saved settings (password or OAuth alike) and keep the report for the next page view."""
-    timeout = min(current_app.config.get("IMAP_TIMEOUT", 30), current_app.config.get("TEST_CONNECTION_TIMEOUT", 15))
+    timeout = _test_timeout()
     try:
         report = test_connection(settings_for(account, services.get().secrets, timeout=timeout))
         result = {"ok": report.ok, "code": report.code, "message": report.message, "hint": report.hint,
@@ -142,16 +148,17 @@ def import_now(user_id: int | None = None):
         flash("The form has expired; try again.", "error")
     elif account is None:
         flash("Save the mailbox settings first.", "error")
-    elif not account.enabled:
-        flash("Automatic sync is switched off for this mailbox. Switch it on and save, then import.", "error")
     else:
         try:
-            job, created = jobs.enqueue_import(services.get().queue, account.id)
+            job, created = jobs.enqueue_import(services.get().queue, account.id, manual=True)
         except RedisError:
             current_app.logger.exception("cannot queue an import of account %s", account.id)
             flash("The import queue cannot be reached right now. Try again in a minute.", "error")
         else:
-            if created:
+            if created and not account.enabled:
+                flash("The import is queued; progress shows below. Automatic sync is off for this mailbox, "
+                      "so mail is imported only when you press Import now.", "success")
+            elif created:
                 flash("The import is queued. Progress shows below.", "success")
             else:
                 flash("An import of this mailbox is already queued or running.", "info")
