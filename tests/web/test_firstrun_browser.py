@@ -154,13 +154,27 @@ def test_test_connection_shows_progress_and_cannot_be_sent_twice(page, live_serv
     posts: list[str] = []
     page.on("request", lambda request: posts.append(request.url) if request.method == "POST" else None)
 
-    button = page.get_by_role("button", name="Save Changes and Test Connection")
-    button.click()
-    busy = page.get_by_role("button", name="Testing…")
-    expect(busy).to_be_disabled()
-    expect(page.get_by_text("Saving, then testing the connection to the mail server.")).to_be_visible()
-    page.get_by_label("Username").press("Enter")  # a second submission while the first runs: nothing is sent
+    # Playwright cannot look at a page while its form submission is pending (it waits for the answer, the
+    # very seconds under test), so the page writes down what it shows, in sessionStorage, as it changes.
+    page.get_by_role("button", name="Save Changes and Test Connection").evaluate("""button => {
+        const form = button.form, note = form.querySelector("[data-busy-note]"), log = [];
+        const snap = why => {
+            log.push({why, t: performance.timeOrigin + performance.now(), value: button.value,
+                      disabled: button.disabled, note: !note.hidden});
+            sessionStorage.setItem("busy-log", JSON.stringify(log));
+        };
+        new MutationObserver(() => snap("change")).observe(form, {attributes: true, subtree: true});
+        window.addEventListener("pagehide", () => snap("left"));
+        button.click();
+        setTimeout(() => { form.requestSubmit(); snap("pressed again"); }, 100);
+    }""")
     expect(page.get_by_text("The mail server did not answer in time")).to_be_visible(timeout=30_000)
+    log = page.evaluate("JSON.parse(sessionStorage.getItem('busy-log'))")
+    busy = [entry for entry in log if entry["value"] == "Testing…" and entry["disabled"] and entry["note"]]
+    assert busy, log
+    left = next(entry for entry in log if entry["why"] == "left")
+    assert left["t"] - busy[0]["t"] > 3000, "the button said Testing… while the silent port was tried"
+    assert all(entry["disabled"] for entry in log if entry["t"] >= busy[0]["t"]), log
     assert len([url for url in posts if url.endswith("/preferences/mailbox")]) == 1, posts
     expect(page.get_by_role("button", name="Save Changes and Test Connection")).to_be_enabled()
     expect_flash_in_view(page, "The mailbox settings were saved.")
