@@ -24,7 +24,6 @@ from rolsync.models import (
 )
 from rolsync.pagination import DEFAULT_PER_PAGE, Page, paginate
 
-
 MAIL_DATE = func.coalesce(ImportedMessage.sent_at, ImportedMessage.created_at)
 """When the mail was written (its Date header); rows without one fall back to when rolsync saw them.
 

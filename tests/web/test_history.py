@@ -103,7 +103,8 @@ def test_the_history_is_paginated_newest_first(app, user):
 def test_the_history_lists_the_newest_mail_first_not_the_last_decided(app, user):
     """A first import decides old and new mail at one moment: the order is the mail's own date."""
     decided = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
-    written = {"Oldest": datetime(2025, 9, 1, tzinfo=timezone.utc), "Newest": datetime(2026, 2, 28, tzinfo=timezone.utc),
+    written = {"Oldest": datetime(2025, 9, 1, tzinfo=timezone.utc),
+               "Newest": datetime(2026, 2, 28, tzinfo=timezone.utc),
                "Middle": datetime(2025, 12, 24, tzinfo=timezone.utc)}
     with app.app_context():
         for i, (subject, sent_at) in enumerate(written.items()):
