@@ -209,7 +209,8 @@ def _codes() -> set[str]:
     return {code for code in codes if "_" in code or "." in code}
 
 
-CLASS_NAME = re.compile(r"\b(?:[a-z_]+\.)+[A-Z][A-Za-z]+\b|\b[A-Z][a-z]+(?:[A-Z][a-z]+)*(?:Error|Exception)\b|Traceback")
+CLASS_NAME = re.compile(r"\b(?:[a-z_]+\.)+[A-Z][A-Za-z]+\b"  # rolsync.mail.errors.NotImap
+                        r"|\b[A-Z][a-z]+(?:[A-Z][a-z]+)*(?:Error|Exception)\b|Traceback")
 NOT_PAGES = ("/logout", "/message.eml", "/documents/", ".json", "/oauth/", "/static/")
 
 
