@@ -120,7 +120,10 @@ def search_warnings(session: Session, viewer: User, wanted: WarningFilter, page:
             func.lower(ImportWarning.address).contains(text, autoescape=True),
             func.lower(ImportWarning.from_addr).contains(text, autoescape=True),
         ))
-    query = query.order_by(ImportWarning.created_at.desc(), ImportWarning.id.desc())
+    # Newest mail first (a first import raises its warnings all at one moment); warnings about no
+    # message (a refused sign-in) by when they were raised.
+    query = query.order_by(func.coalesce(ImportWarning.sent_at, ImportWarning.created_at).desc(),
+                           ImportWarning.id.desc())
     return paginate(session, query, page, per_page)
 
 

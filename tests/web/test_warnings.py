@@ -273,3 +273,20 @@ def test_another_users_warning_cannot_be_attached(app, user, other_user):
     response = other_user.client.post(f"/warnings/{warning_id}/attach", data={"record": f"contact:{seeded.dan_id}"})
     assert response.status_code == 404
 
+
+
+def test_warnings_list_the_newest_mail_first(app, user):
+    from datetime import datetime, timezone
+
+    seed_crm(app, user.id)
+    older = seed_duplicate_warning(app, user.id, subject="Written in January")
+    newer = seed_duplicate_warning(app, user.id, subject="Written in March")
+    with app.app_context():
+        # Raised in the other order: the March mail was decided first.
+        db.session.get(ImportWarning, older).sent_at = datetime(2026, 1, 5, tzinfo=timezone.utc)
+        db.session.get(ImportWarning, newer).sent_at = datetime(2026, 3, 5, tzinfo=timezone.utc)
+        db.session.get(ImportWarning, newer).created_at = datetime(2026, 3, 6, tzinfo=timezone.utc)
+        db.session.get(ImportWarning, older).created_at = datetime(2026, 3, 7, tzinfo=timezone.utc)
+        db.session.commit()
+    html = user.client.get("/warnings").get_data(as_text=True)
+    assert html.index("Written in March") < html.index("Written in January")
