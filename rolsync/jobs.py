@@ -124,7 +124,7 @@ def enqueue_import(queue: Queue, account_id: int, *, manual: bool = False) -> tu
     delays = current_app.config["IMPORT_RETRY_DELAYS"] if has_app_context() else [30, 120, 600]
     try:
         job = queue.enqueue(
-            import_account_job, account_id, manual, job_id=job_id, unique=True,
+            import_account_job, *((account_id, True) if manual else (account_id,)), job_id=job_id, unique=True,
             description=f"import mailbox of account {account_id}",
             result_ttl=24 * 3600, failure_ttl=7 * 24 * 3600,
             retry=Retry(max=ABANDONED_RETRIES, interval=delays),

@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.setup_url:
         flask = os.path.join(os.path.dirname(sys.executable), "flask")
-        subprocess.run([flask, "users", "setup-url", "--url", args.setup_url], check=False)
+        # Its own session too: a Ctrl-C while it runs stops the start, not it with a traceback.
+        subprocess.run([flask, "users", "setup-url", "--url", args.setup_url], check=False, start_new_session=True)
 
     processes: list[subprocess.Popen] = []
     status = 0
