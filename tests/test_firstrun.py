@@ -40,3 +40,10 @@ def test_a_new_token_kills_the_old_one(app):
     assert not firstrun.token_matches(app.instance_path, old)
     assert firstrun.token_matches(app.instance_path, new)
     assert not firstrun.token_matches(app.instance_path, None) and not firstrun.token_matches(app.instance_path, "")
+
+
+def test_the_setup_token_stays_out_of_the_access_log():
+    from rolsync.redact import redact_query
+
+    line = '127.0.0.1 - - "GET /setup?token=Zx9-secret_token HTTP/1.1" 200 -'
+    assert "Zx9-secret_token" not in redact_query(line) and "/setup?token=[redacted]" in redact_query(line)
