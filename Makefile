@@ -21,14 +21,14 @@ venv: $(VENV)/.installed
 migrate: venv
 	$(BIN)/flask db upgrade
 
-## run: the web panel, an import worker and the IDLE watcher (push) on the embedded defaults (SQLite, local Redis)
+## run: the web panel, an import worker and the IDLE watcher (push) on the embedded defaults (SQLite, local Redis);
+## with no admin yet it prints the one-time setup address. One quoted command per process.
 run: migrate
 	@echo "rolsync: web panel on http://$(HOST):$(PORT)/, an import worker and the IDLE watcher; Ctrl-C stops them all"
-	@trap 'kill 0' INT TERM EXIT; \
-	  $(BIN)/python worker.py & \
-	  $(BIN)/python worker.py --watch & \
-	  $(BIN)/flask run --host $(HOST) --port $(PORT) & \
-	  wait
+	@$(BIN)/python scripts/run.py --setup-url http://$(HOST):$(PORT) -- \
+	  "$(BIN)/python worker.py" \
+	  "$(BIN)/python worker.py --watch" \
+	  "$(BIN)/flask run --host $(HOST) --port $(PORT)"
 
 web: migrate
 	$(BIN)/flask run --host $(HOST) --port $(PORT)

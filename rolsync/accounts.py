@@ -24,14 +24,33 @@ class AccountError(ValueError):
         self.field = field
 
 
-def create_user(session: Session, email: str, password: str, *, name: str = "", role: Role = Role.USER) -> User:
+class AccountErrors(AccountError):
+    """Several values were refused at once (a form shows each next to its field)."""
+
+    def __init__(self, errors: list[AccountError]):
+        super().__init__("; ".join(str(e) for e in errors), errors[0].field if errors else None)
+        self.errors = errors
+
+
+def new_user_problems(session: Session, email: str, password: str) -> list[AccountError]:
+    """Every reason a new user with these values would be refused (empty when none), so a form shows all at once."""
+    problems = []
     address = normalise_address(email)
     if not address:
-        raise AccountError(f"{email!r} is not an e-mail address", "email")
-    if session.scalar(select(User.id).where(User.email == address)) is not None:
-        raise AccountError(f"a user with the e-mail {address} already exists", "email")
+        problems.append(AccountError(f"{email!r} is not an e-mail address", "email"))
+    elif session.scalar(select(User.id).where(User.email == address)) is not None:
+        problems.append(AccountError(f"a user with the e-mail {address} already exists", "email"))
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise AccountError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters", "password")
+        problems.append(AccountError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters",
+                                     "password"))
+    return problems
+
+
+def create_user(session: Session, email: str, password: str, *, name: str = "", role: Role = Role.USER) -> User:
+    problems = new_user_problems(session, email, password)
+    if problems:
+        raise problems[0]
+    address = normalise_address(email)
     user = User(email=address, name=name.strip(), role=role.value)
     user.set_password(password)
     session.add(user)

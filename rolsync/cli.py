@@ -119,14 +119,16 @@ def test_mail(email: str) -> None:
 
     account = _account(email)
     report = test_connection(settings_for(account, services.get().secrets, timeout=15))
-    click.echo(report.message if report.ok else f"{report.code}: {report.message}")
+    if not report.ok:
+        # Once, on stderr, on one line: the stable code first (scripts match it), then the words.
+        hint = f" {report.hint}" if report.hint else ""
+        click.echo(f"Error: {report.code}: {report.message}{hint}".replace("\n", " "), err=True)
+        sys.exit(1)
+    click.echo(report.message)
     if report.hint:
         click.echo(f"Hint: {report.hint}")
     for warning in report.warnings:
         click.echo(f"Warning: {warning.code}: {warning.message}")
-    if not report.ok:
-        click.echo(f"Error: {report.code}: {report.message}", err=True)
-        sys.exit(1)
 
 
 @mail_cli.command("import")
@@ -184,13 +186,46 @@ def enqueue_mail(email: str | None, all_accounts: bool) -> None:
     """Put an import job on the queue for the user (or every enabled mailbox)."""
     if bool(email) == all_accounts:
         raise click.ClickException("give either an EMAIL or --all")
-    accounts_to_run = jobs.enabled_accounts(db.session) if all_accounts else [_account(email)]
-    for account in accounts_to_run:
+    if not all_accounts:
+        account = _account(email or "")
         job, created = jobs.enqueue_import(services.get().queue, account.id)
         click.echo(job.id)
         if not created:
-            click.echo(f"{account.user.email}: an import is already {job.get_status()}; not queued twice",
+            click.echo(f"{account.user.email}: an import is already {_job_words(job)}; not queued twice",
                        err=True)
+        return
+    # --all: one readable line per mailbox (the job ids serve no one reading a list).
+    accounts_to_run = jobs.enabled_accounts(db.session)
+    if not accounts_to_run:
+        click.echo("No enabled mailbox to import.")
+    for account in accounts_to_run:
+        job, created = jobs.enqueue_import(services.get().queue, account.id)
+        click.echo(f"{account.user.email}: " + ("import queued" if created
+                                                 else f"an import is already {_job_words(job)}; not queued twice"))
+
+
+def _job_words(job) -> str:
+    """'queued', 'running' or 'waiting to retry' for an RQ job, in words."""
+    status = str(getattr(job.get_status(), "value", job.get_status()) or "queued")
+    return {"started": "running", "scheduled": "waiting to retry", "deferred": "queued"}.get(status, status)
+
+
+@users_cli.command("setup-url")
+@click.option("--url", "base", default=None, metavar="URL",
+              help="The panel's address (default: ROLSYNC_PUBLIC_URL, else http://127.0.0.1:5000).")
+def setup_url(base: str | None) -> None:
+    """While no admin exists: print the one-time address that creates the first admin (a new token each time)."""
+    from flask import current_app
+
+    from rolsync import firstrun
+
+    base = (base or current_app.config.get("PUBLIC_URL") or "http://127.0.0.1:5000").rstrip("/")
+    if not firstrun.needs_setup(db.session):
+        firstrun.forget_token(current_app.instance_path)
+        click.echo(f"rolsync has an admin; sign in at {base}/login")
+        return
+    token = firstrun.issue_token(current_app.instance_path)
+    click.echo(f"rolsync has no admin yet. Create the first one (this address works once): {base}/setup?token={token}")
 
 
 @rules_cli.command("export")

@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta, timezone
 from sqlalchemy import Select, exists, func, or_, select
 from sqlalchemy.orm import Session
 
+from rolsync.labels import OUTCOME_LABELS, REASON_LABELS, rule_label
 from rolsync.models import (
     Candidate,
     Contact,
@@ -23,27 +24,12 @@ from rolsync.models import (
 )
 from rolsync.pagination import DEFAULT_PER_PAGE, Page, paginate
 
-OUTCOME_LABELS = {
-    Outcome.IMPORTED.value: "Imported",
-    Outcome.SKIPPED.value: "Skipped",
-    Outcome.WARNED.value: "Warning",
-    Outcome.FAILED.value: "Failed",
-}
+MAIL_DATE = func.coalesce(ImportedMessage.sent_at, ImportedMessage.created_at)
+"""When the mail was written (its Date header); rows without one fall back to when rolsync saw them.
 
-REASON_LABELS = {
-    "matched": "matched a record",
-    "attached": "attached from the warning queue",
-    "own_domain": "mail between colleagues (own domain)",
-    "no_match": "no contact or candidate has the address",
-    "no_counterpart": "no other address on the message",
-    "duplicate_address": "address shared by several records",
-    "unreadable": "the message could not be read",
-    "error": "the import failed on this message",
-    "automatic": "automatic mail (auto-reply, list, bounce)",
-    "blocked": "the address is blocked",
-    "custom": "a custom import rule",
-    "held_for_record": "kept until a record has the address",
-}
+History and the dashboard's chart order and count by it: a first import decides
+a hundred old messages at one moment, and "newest first" means the newest mail.
+"""
 
 
 @dataclass(frozen=True)
@@ -74,6 +60,10 @@ class HistoryEntry:
     def reason_label(self) -> str:
         reason = self.message.reason or ""
         return REASON_LABELS.get(reason, reason.replace("_", " "))
+
+    @property
+    def rule_label(self) -> str:
+        return rule_label(self.message.rule)
 
 
 def _visible(query: Select, viewer: User) -> Select:
@@ -106,7 +96,7 @@ def search_history(session: Session, viewer: User, wanted: HistoryFilter, page: 
             func.lower(ImportedMessage.to_addrs).contains(text, autoescape=True),
             in_notes, in_warnings,
         ))
-    query = query.order_by(ImportedMessage.created_at.desc(), ImportedMessage.id.desc())
+    query = query.order_by(MAIL_DATE.desc(), ImportedMessage.id.desc())
     found = paginate(session, query, page, per_page)
     return Page(items=_entries(session, found.items), page=found.page, per_page=found.per_page, total=found.total)
 
@@ -165,9 +155,9 @@ def imported_per_day(session: Session, viewer: User, *, days: int = 30, today: d
     today = today or datetime.now(timezone.utc).date()
     first = today - timedelta(days=days - 1)
     since = datetime.combine(first, datetime.min.time(), tzinfo=timezone.utc)
-    day = func.date(ImportedMessage.created_at)
+    day = func.date(MAIL_DATE)
     query = _visible(select(day, func.count(ImportedMessage.id)), viewer).where(
-        ImportedMessage.outcome == Outcome.IMPORTED.value, ImportedMessage.created_at >= since)
+        ImportedMessage.outcome == Outcome.IMPORTED.value, MAIL_DATE >= since)
     if user_id is not None and viewer.is_admin:
         query = query.where(ImportedMessage.user_id == user_id)
     counts = {_as_date(d): n for d, n in session.execute(query.group_by(day))}

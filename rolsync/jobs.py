@@ -102,8 +102,12 @@ def enabled_accounts(session: Session) -> list[MailAccount]:
     ))
 
 
-def enqueue_import(queue: Queue, account_id: int) -> tuple[Job, bool]:
-    """Queue an import of the account unless one is queued or running; (job, created)."""
+def enqueue_import(queue: Queue, account_id: int, *, manual: bool = False) -> tuple[Job, bool]:
+    """Queue an import of the account unless one is queued or running; (job, created).
+
+    `manual` (Import now): the import runs even when automatic sync is off, which is
+    how a "manual only" mailbox is ever imported.
+    """
     job_id = job_id_for(account_id, queue.name)
     try:
         existing = Job.fetch(job_id, connection=queue.connection)
@@ -120,7 +124,7 @@ def enqueue_import(queue: Queue, account_id: int) -> tuple[Job, bool]:
     delays = current_app.config["IMPORT_RETRY_DELAYS"] if has_app_context() else [30, 120, 600]
     try:
         job = queue.enqueue(
-            import_account_job, account_id, job_id=job_id, unique=True,
+            import_account_job, *((account_id, True) if manual else (account_id,)), job_id=job_id, unique=True,
             description=f"import mailbox of account {account_id}",
             result_ttl=24 * 3600, failure_ttl=7 * 24 * 3600,
             retry=Retry(max=ABANDONED_RETRIES, interval=delays),
@@ -131,8 +135,8 @@ def enqueue_import(queue: Queue, account_id: int) -> tuple[Job, bool]:
     return job, True
 
 
-def import_account_job(account_id: int) -> dict | Retry:
-    """Import an account's new mail: bounded runs until caught up or out of time."""
+def import_account_job(account_id: int, manual: bool = False) -> dict | Retry:
+    """Import an account's new mail: bounded runs until caught up or out of time (`manual`: asked for by a person)."""
     from rolsync import services
     from rolsync.extensions import db
 
@@ -147,7 +151,7 @@ def import_account_job(account_id: int) -> dict | Retry:
             log.info("account %s is being imported by another worker; nothing to do", account_id)
             return {"skipped": "another import of this mailbox is running"}
         try:
-            return _import_with_lock(app, db.session, svc, job, account_id, lock)
+            return _import_with_lock(app, db.session, svc, job, account_id, lock, manual)
         finally:
             try:
                 lock.release()
@@ -156,12 +160,12 @@ def import_account_job(account_id: int) -> dict | Retry:
             db.session.remove()
 
 
-def _import_with_lock(app, session, svc, job, account_id: int, lock) -> dict | Retry:
+def _import_with_lock(app, session, svc, job, account_id: int, lock, manual: bool = False) -> dict | Retry:
     from rolsync.importer import ImportResult, UidValidityUnstable, import_account
     from rolsync.mail.errors import AuthFailed, MailError
 
     account = session.get(MailAccount, account_id)
-    if account is None or not account.enabled:
+    if account is None or not (account.enabled or manual):
         return {"skipped": "the mailbox is gone or switched off"}
     if account.paused:
         return {"skipped": f"the mailbox is paused: {account.paused_reason}"}

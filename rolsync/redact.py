@@ -1,4 +1,4 @@
-"""Keep OAuth callback values out of the access log.
+"""Keep OAuth callback values (and the first run's setup token) out of the access log.
 
 Google and Microsoft send the browser back to ``/oauth/<provider>/callback``
 with a one-time authorisation ``code`` (and ``state``) in the query string,
@@ -15,7 +15,7 @@ import re
 # A parameter in a query string, or URL-encoded inside another one (the sign-in
 # page's ``next=/oauth/google/callback%3Fcode%3D...``).
 _SECRET_PARAMETERS = re.compile(
-    r"(?P<name>(?:[?&]|%3F|%26)(?:code|state|id_token|access_token|refresh_token|session_state)(?:=|%3D))"
+    r"(?P<name>(?:[?&]|%3F|%26)(?:code|state|id_token|access_token|refresh_token|session_state|token)(?:=|%3D))"
     r"(?:(?!%26)[^&\s\"])*",
     re.IGNORECASE,
 )

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from rolsync.decisions import decide
 from rolsync.documents import DocumentStore
+from rolsync.labels import WARNING_KIND_LABELS, warning_kind_label
 from rolsync.mail.parse import MessageUnreadable, ParsedMessage, normalise_address, parse_message
 from rolsync.matching import Matches, RecordRef, find_records
 from rolsync.models import (
@@ -27,6 +28,7 @@ from rolsync.models import (
     ImportedMessage,
     ImportWarning,
     MailAccount,
+    Note,
     Outcome,
     RecordKind,
     User,
@@ -39,17 +41,8 @@ from rolsync.pagination import DEFAULT_PER_PAGE, Page, paginate
 from rolsync.rules import CompiledRules
 from rolsync.rules.store import active_rules
 
-KIND_LABELS = {
-    WarningKind.DUPLICATE_ADDRESS.value: "Address shared by several records",
-    WarningKind.NO_MATCH.value: "No record has the address",
-    WarningKind.UNREADABLE_MESSAGE.value: "Unreadable message",
-    WarningKind.IMPORT_FAILED.value: "Import failed",
-    WarningKind.NO_SENT_FOLDER.value: "No Sent folder",
-    WarningKind.AUTH_FAILED.value: "Mailbox sign-in failed",
-    WarningKind.UIDVALIDITY_UNSTABLE.value: "Mailbox folders keep changing",
-    WarningKind.CUSTOM_RULE.value: "Held by an import rule",
-}
-"""What each kind is called in the panel; kinds added later fall back to their code."""
+KIND_LABELS = WARNING_KIND_LABELS
+"""What each kind is called in the panel (rolsync.labels, shared by every page)."""
 
 RETRYABLE_KINDS = frozenset({
     WarningKind.DUPLICATE_ADDRESS.value,
@@ -99,7 +92,7 @@ class RetryResult:
 
 def kind_label(kind: str) -> str:
     """What a kind of warning is called in the panel."""
-    return KIND_LABELS.get(kind, kind.replace("_", " ").capitalize())
+    return warning_kind_label(kind)
 
 
 # -- reading ------------------------------------------------------------------------
@@ -127,7 +120,10 @@ def search_warnings(session: Session, viewer: User, wanted: WarningFilter, page:
             func.lower(ImportWarning.address).contains(text, autoescape=True),
             func.lower(ImportWarning.from_addr).contains(text, autoescape=True),
         ))
-    query = query.order_by(ImportWarning.created_at.desc(), ImportWarning.id.desc())
+    # Newest mail first (a first import raises its warnings all at one moment); warnings about no
+    # message (a refused sign-in) by when they were raised.
+    query = query.order_by(func.coalesce(ImportWarning.sent_at, ImportWarning.created_at).desc(),
+                           ImportWarning.id.desc())
     return paginate(session, query, page, per_page)
 
 
@@ -158,6 +154,32 @@ def get_warning(session: Session, viewer: User, warning_id: int, *, for_update: 
 def current_owners(session: Session, warnings: Iterable[ImportWarning]) -> dict[str, Matches]:
     """Who holds each warning's address now, so the page can say when a duplicate is gone."""
     return find_records(session, [w.address for w in warnings if w.address])
+
+
+@dataclass(frozen=True)
+class RecordName:
+    kind: str
+    id: int
+    name: str
+
+
+def records_reached(session: Session, warnings: Iterable[ImportWarning]) -> dict[int, list[RecordName]]:
+    """For each resolved warning: the records its message is a note on now (what Attach or Retry did)."""
+    resolved = [w for w in warnings if w.status == WarningStatus.RESOLVED.value and w.message_key]
+    if not resolved:
+        return {}
+    keys = {(w.user_id, w.message_key) for w in resolved}
+    notes = session.scalars(select(Note).where(Note.message_key.in_({key for _, key in keys}))
+                            .order_by(Note.id))
+    reached: dict[tuple[int, str], list[RecordName]] = {}
+    for note in notes:
+        if (note.user_id, note.message_key) not in keys:
+            continue
+        record = note.record
+        names = reached.setdefault((note.user_id, note.message_key), [])
+        if record is not None and all(n.id != record.id or n.kind != record.kind.value for n in names):
+            names.append(RecordName(record.kind.value, record.id, record.name))
+    return {w.id: reached.get((w.user_id, w.message_key or ""), []) for w in resolved}
 
 
 def can_attach(warning: ImportWarning) -> bool:
@@ -333,6 +355,42 @@ def dismiss_many(session: Session, viewer: User, warning_ids: Iterable[int], *, 
         count += 1
     session.flush()
     return count
+
+
+@dataclass
+class BulkRetry:
+    tried: int = 0
+    resolved: int = 0
+    records: list[RecordRef] = field(default_factory=list)
+    explanations: list[str] = field(default_factory=list)
+
+
+def retry_many(session: Session, store: DocumentStore, viewer: User, warning_ids: Iterable[int], *,
+               actor: str) -> BulkRetry:
+    """Retry every open, retryable warning among `warning_ids` that the viewer may see (after fixing a record)."""
+    ids = sorted({int(i) for i in warning_ids})
+    outcome = BulkRetry()
+    if not ids:
+        return outcome
+    query = _visible(select(ImportWarning), viewer).where(
+        ImportWarning.id.in_(ids), ImportWarning.status == WarningStatus.OPEN.value).order_by(ImportWarning.id)
+    rules = active_rules(session)
+    for warning in list(session.scalars(query.with_for_update())):
+        if not can_retry(warning):
+            continue
+        outcome.tried += 1
+        try:
+            result = retry(session, store, warning, actor=actor, rules=rules)
+        except WarningActionError as exc:
+            outcome.explanations.append(str(exc))
+            continue
+        if result.resolved:
+            outcome.resolved += 1
+            outcome.records.extend(r for r in result.records if r not in outcome.records)
+        elif result.explanation:
+            outcome.explanations.append(result.explanation)
+    session.flush()
+    return outcome
 
 
 def reopen(warning: ImportWarning) -> None:

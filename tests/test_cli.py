@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 from sqlalchemy import func, select
 
@@ -103,6 +105,9 @@ def test_mail_test_reports_success_and_a_wrong_password(consultant, tmp_path):
     assert failed.exit_code == 1
     assert "auth_failed" in failed.output
     assert "wrong-password" not in failed.output
+    # Once, on stderr, on one line: nothing on stdout for a script to mistake for a result.
+    assert failed.stdout == "" and len(failed.stderr.strip().splitlines()) == 1
+    assert failed.stderr.startswith("Error: auth_failed: The mail server did not accept")
 
 
 def test_mail_test_over_starttls(app, dovecot, tmp_path):
@@ -145,3 +150,21 @@ def test_rolling_back_makes_an_earlier_version_active_as_a_new_version(app):
     assert (current.version, current.definition["images"]["mode"], current.comment) == (
         3, "exclude_all", "rolled back to version 1")
     assert sum(v.active for v in versions(db.session)) == 1
+
+
+def test_setup_url_prints_a_new_one_time_address_until_an_admin_exists(sqlite_app):
+    first = run(sqlite_app, "users", "setup-url", "--url", "http://127.0.0.1:5050")
+    assert first.exit_code == 0
+    token = re.search(r"http://127\.0\.0\.1:5050/setup\?token=([\w-]+)$", first.output.strip()).group(1)
+    stored = (Path(sqlite_app.instance_path) / "setup-token.sha256").read_text()
+    assert token not in stored
+    second = run(sqlite_app, "users", "setup-url", "--url", "http://127.0.0.1:5050")
+    assert token not in second.output  # a new token each time; the old one is dead
+    assert (Path(sqlite_app.instance_path) / "setup-token.sha256").read_text() != stored
+
+    created = run(sqlite_app, "users", "create", "boss@agency.example", "--password-stdin", "--admin",
+                  input="a-long-password\n")
+    assert created.exit_code == 0
+    after = run(sqlite_app, "users", "setup-url", "--url", "http://127.0.0.1:5050")
+    assert after.exit_code == 0 and "setup" not in after.output and "has an admin" in after.output
+    assert not (Path(sqlite_app.instance_path) / "setup-token.sha256").exists()

@@ -57,3 +57,41 @@ def test_enqueue_and_a_burst_worker_import_like_mail_import(consultant, crm):
     assert consultant.cli("mail", "enqueue", "--all").exit_code == 0
     assert run_worker_burst(consultant.app).returncode == 0
     assert len(consultant.notes()) == 1
+
+
+def test_a_manual_only_mailbox_imports_on_import_now_and_never_by_itself(consultant, crm):
+    from rolsync import jobs
+    from rolsync.extensions import db
+    from rolsync.models import MailAccount
+
+    consultant.deliver("INBOX", build_message(from_="cathy@candidates.example", to=consultant.email,
+                                              subject="Manual only", text="x"))
+    account = db.session.scalar(db.select(MailAccount))
+    account.enabled = False
+    db.session.commit()
+    queue: Queue = services.get().queue
+
+    # The schedule's kind of job (and `--all`) leaves a manual-only mailbox alone.
+    listed = consultant.cli("mail", "enqueue", "--all")
+    assert listed.exit_code == 0 and listed.output.strip() == "No enabled mailbox to import."
+    scheduled, _ = jobs.enqueue_import(queue, account.id)
+    assert run_worker_burst(consultant.app).returncode == 0
+    assert consultant.notes() == []
+    scheduled.delete()
+
+    # Import now (manual) imports it.
+    manual, created = jobs.enqueue_import(queue, account.id, manual=True)
+    assert created
+    worker = run_worker_burst(consultant.app)
+    assert worker.returncode == 0, worker.stderr[-3000:]
+    assert Job.fetch(manual.id, connection=services.get().redis).return_value()["imported"] == 1
+    assert [n["subject"] for n in consultant.notes()] == ["Manual only"]
+
+
+def test_enqueue_all_prints_a_readable_line_per_mailbox(consultant):
+    first = consultant.cli("mail", "enqueue", "--all")
+    assert first.exit_code == 0, first.output
+    assert first.output.strip() == f"{consultant.email}: import queued"
+    again = consultant.cli("mail", "enqueue", "--all")
+    assert again.output.strip() == f"{consultant.email}: an import is already queued; not queued twice"
+    services.get().queue.empty()

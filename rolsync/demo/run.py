@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -43,6 +44,9 @@ STOP_TIMEOUT = 8.0
 # Settings the demo decides itself; a value in the caller's environment
 # (a production key, another database) must not leak into it.
 _OWN_SETTINGS = ("DATABASE_URL", "SECRET_KEY", "FLASK_APP")
+_CLI_SETTINGS = ("FLASK_APP", "DATABASE_URL", "REDIS_URL", "ROLSYNC_QUEUE", "ROLSYNC_INSTANCE_PATH",
+                 "ROLSYNC_DOCUMENT_ROOT")
+"""What a `flask` command in another terminal needs to work on the demo's data."""
 
 
 class DemoError(RuntimeError):
@@ -114,7 +118,7 @@ class Demo:
             self._check_stop()
             self._start_children(env)
             self._first_import(app)
-            self._print_ready()
+            self._print_ready(env)
             self._wait_for_ctrl_c()
         except KeyboardInterrupt:
             self.say("\nStopping the demo…")
@@ -359,6 +363,7 @@ class Demo:
 
         from rolsync.extensions import db
         from rolsync.history import outcomes
+        from rolsync.labels import warning_kind_label
         from rolsync.models import Document, ImportWarning, Note, User, WarningStatus
 
         session = db.session
@@ -376,13 +381,13 @@ class Demo:
         for count in decided:
             self.say(f"  {count.count:>4}  {count.label}")
         warnings = sum(n for _kind, n in open_warnings)
-        kinds = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in open_warnings)
+        kinds = ", ".join(f"{n} {warning_kind_label(kind).lower()}" for kind, n in open_warnings)
         self.say(f"  warnings to resolve: {warnings}" + (f" ({kinds})" if kinds else ""))
 
     # -- ready --------------------------------------------------------------------------------
 
-    def _print_ready(self) -> None:
-        """The URL and the passwords, shown this once; nothing else keeps them in clear."""
+    def _print_ready(self, env: dict[str, str]) -> None:
+        """The URL and the passwords, shown this once (nothing else keeps them in clear); the CLI's settings."""
         width = max(len(sample.ADMIN.email), len(sample.CONSULTANT.email))
         self.say()
         self.say(f"rolsync demo is ready: {self.url}")
@@ -392,6 +397,11 @@ class Demo:
         self.say(f"  admin       {sample.ADMIN.email:<{width}}  password: {self.credentials.admin}"
                  "   (also Import rules and Users)")
         self.say("The passwords are shown only now; the database keeps only their hashes.")
+        self.say("To use the `flask` commands on the demo's data, in another terminal (while the demo runs):")
+        settings = " ".join(f"{key}={shlex.quote(env[key])}" for key in _CLI_SETTINGS if key in env)
+        activate = shlex.quote(os.path.join(sys.prefix, "bin", "activate"))
+        self.say(f"  cd {shlex.quote(os.getcwd())} && . {activate} && export {settings}")
+        self.say(f"  flask warnings export   (or: flask mail reconcile {sample.CONSULTANT.email})")
         self.say("Press Ctrl-C to stop the demo; it removes everything it made.")
 
     def _wait_for_ctrl_c(self) -> None:

@@ -127,12 +127,13 @@ class AppPasswordRequired(MailError):
         "The mail server wants an app password instead of your usual password."
     )
     default_hint = (
-        "With 2-step verification turned on, Google and Microsoft accounts need an "
-        "app password for mail programs. Create one (Google Account > Security > "
-        "2-Step Verification > App passwords; Microsoft account > Security > "
-        "Advanced security options > App passwords) and enter it here instead of "
-        "your usual password. If Gmail says to sign in via your web browser, sign "
-        "in to Gmail once in a browser, then try again."
+        "With 2-step verification turned on, a Google account needs an app password "
+        "for mail programs. Create one (Google Account > Security > 2-Step "
+        "Verification > App passwords) and enter it here instead of your usual "
+        "password. If Gmail says to sign in via your web browser, sign in to Gmail "
+        "once in a browser, then try again. Microsoft 365 and Outlook.com accept no "
+        "password for IMAP: use Connect with Microsoft, which an admin sets up on "
+        "the Providers page."
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from rolsync.labels import setting_label, setting_value
 from rolsync.models import RuleSetVersion
 from rolsync.rules.definition import default_rules, validate
 from rolsync.rules.engine import CompiledRules
@@ -67,7 +68,8 @@ def describe_changes(old: dict | None, new: dict) -> list[str]:
     after = _flatten({k: v for k, v in new.items() if k != "custom_rules"})
     for key in sorted(set(before) | set(after)):
         if before.get(key) != after.get(key):
-            lines.append(f"{key}: {_show(before.get(key))} \u2192 {_show(after.get(key))}")
+            lines.append(f"{setting_label(key)}: {setting_value(key, before.get(key))} \u2192 "
+                         f"{setting_value(key, after.get(key))}")
     old_rules = {r["name"]: (i, r) for i, r in enumerate(old["custom_rules"])}
     new_rules = {r["name"]: (i, r) for i, r in enumerate(new["custom_rules"])}
     for name in old_rules.keys() - new_rules.keys():
@@ -81,10 +83,3 @@ def describe_changes(old: dict | None, new: dict) -> list[str]:
             lines.append(f"custom rule \u201c{name}\u201d moved to position {position + 1}")
     return lines
 
-
-def _show(value) -> str:
-    if isinstance(value, list):
-        return ", ".join(map(str, value)) or "(none)"
-    if value is None:
-        return "(unset)"
-    return str(value).lower() if isinstance(value, bool) else str(value)

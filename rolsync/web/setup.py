@@ -10,11 +10,12 @@ from flask_wtf.csrf import CSRFError
 from markupsafe import Markup, escape
 from werkzeug.exceptions import HTTPException
 
+from rolsync import labels
 from rolsync.extensions import db, login_manager
 from rolsync.models import User
 from rolsync.warnings import open_count
 
-PUBLIC_ENDPOINTS = frozenset({"auth.login", "static"})
+PUBLIC_ENDPOINTS = frozenset({"auth.login", "firstrun.setup", "static"})
 """The only endpoints a signed-out visitor reaches; everything else sends them to sign in."""
 
 CONTENT_SECURITY_POLICY = "; ".join([
@@ -145,6 +146,13 @@ def init_web(app: Flask) -> None:
     app.add_template_filter(format_size, "filesize")
     app.add_template_filter(format_count, "count")
     app.add_template_global(format_duration, "duration")
+    # Codes the product keeps, in words (rolsync.labels): no page shows a class name, rule key or code.
+    app.add_template_filter(labels.rule_label, "rule_label")
+    app.add_template_filter(labels.error_sentence, "error_sentence")
+    app.add_template_filter(labels.attachment_reason_label, "attachment_reason")
+    app.add_template_filter(labels.warning_kind_label, "warning_kind")
+    app.add_template_filter(labels.reason_label, "reason_label")
+    app.add_template_filter(labels.outcome_label, "outcome_label")
 
 
 def _aware(value: datetime) -> datetime:

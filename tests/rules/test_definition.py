@@ -85,8 +85,8 @@ def test_describe_changes_reads_like_a_changelog():
     new["custom_rules"] = [{"name": "No invites", "action": "drop_attachment",
                             "conditions": [{"field": "attachment_name", "op": "contains", "value": ".ics"}]}]
     assert describe_changes(old, new) == [
-        "automatic_mail.skip: true \u2192 false",
-        "images.mode: exclude_all \u2192 keep",
+        "Skip auto-replies and bulk mail: on \u2192 off",
+        "Images: leave out every image \u2192 keep every image",
         "custom rule \u201cNo invites\u201d added at position 1",
     ]
     assert describe_changes(new, new) == []

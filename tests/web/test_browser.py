@@ -83,7 +83,8 @@ def test_a_provider_preset_fills_server_and_port(page, live_server):
     page.get_by_label("Provider").select_option(label="Microsoft 365")
     expect(page.get_by_label("IMAP server")).to_have_value("outlook.office365.com")
     expect(page.get_by_label("Port")).to_have_value("993")
-    expect(page.get_by_text("your administrator must allow IMAP")).to_be_visible()
+    expect(page.get_by_text("an admin must set up Connect with Microsoft first")).to_be_visible()
+    expect(page.locator("[data-preset-hint]")).not_to_contain_text("you may need an app password")
 
 
 def test_a_bad_port_is_refused_next_to_the_field(page, live_server):

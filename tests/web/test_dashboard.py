@@ -32,6 +32,32 @@ def test_messages_imported_per_day_counts_each_utc_day(app, user, other_user):
     assert days[-1].count == 3 and days[-3].count == 2 and sum(d.count for d in days) == 5
 
 
+def test_the_chart_counts_mail_by_its_own_date(app, user):
+    """Six months of mail imported today is spread over the days it was written, not one bar today."""
+    today = datetime.now(timezone.utc).replace(hour=12, minute=0, second=0, microsecond=0)
+    with app.app_context():
+        for i, days_ago in enumerate([0, 3, 3, 10, 200]):
+            key = f"mid:dated-{i}"
+            db.session.add(ImportedMessage(user_id=user.id, dedupe_key=key, message_key=key, folder="INBOX",
+                                           outcome="imported", reason="matched", created_at=today,
+                                           sent_at=today - timedelta(days=days_ago)))
+        db.session.commit()
+    _ledger(app, user.id, today - timedelta(days=5))  # no Date kept: counted on the day it was seen
+    days = imported_per_day(db.session, db.session.get(User, user.id), days=30)
+    counts = {(today.date() - d.day).days: d.count for d in days if d.count}
+    assert counts == {0: 1, 3: 2, 5: 1, 10: 1}
+
+
+def test_an_empty_chart_shows_no_scale(app, user):
+    chart = day_chart(imported_per_day(db.session, db.session.get(User, user.id), days=30))
+    assert chart.empty and [t.label for t in chart.ticks] == ["0"]
+    html = user.client.get("/").get_data(as_text=True)
+    svg = html[html.index('<svg class="chart chart-columns"'):]
+    svg = svg[:svg.index("</svg>")]
+    assert not re.search(r'class="axis-label" x="0" ', svg), "no number on an empty chart's value scale"
+    assert "No mail of the last 30 days imported yet." in html
+
+
 def test_outcomes_by_kind(app, user):
     now = datetime.now(timezone.utc)
     _ledger(app, user.id, now, n=4)
@@ -48,7 +74,7 @@ def test_the_page_draws_svg_charts_without_script(app, user):
     _ledger(app, user.id, today, n=3)
     _ledger(app, user.id, today, outcome="skipped", reason="no_match", n=1)
     html = user.client.get("/").get_data(as_text=True)
-    assert "Messages imported per day" in html and "Outcomes by kind" in html
+    assert "Messages imported, by the day they were written" in html and "Outcomes by kind" in html
     assert '<svg class="chart chart-columns"' in html
     assert html.count('class="bar bar-day"') == 1
     assert f"{today.strftime('%a %d %b')}: 3 imported" in html

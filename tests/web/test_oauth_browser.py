@@ -23,9 +23,9 @@ def _import_with_a_worker(page, app, email: str, secrets: list[str]) -> None:
     for secret in secrets:
         assert secret not in worker.stdout + worker.stderr  # the worker's log
     clear_import_job(app, _account_id(app, email))
-    # The page reloads itself once it sees the import finish; wait for that,
-    # or the reload can cancel the next click's navigation.
-    expect(page.get_by_text("The import is queued")).to_have_count(0)
+    # The page updates its Import card in place once it sees the import finish; wait for that,
+    # so the card's fresh state is what the next step reads.
+    expect(page.locator("#import[data-refreshed]")).to_have_count(1, timeout=30_000)
 
 
 def test_connect_with_google_consent_import_then_reconnect_after_revocation(

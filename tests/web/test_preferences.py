@@ -163,7 +163,7 @@ def test_a_provider_preset_fills_an_empty_server_without_javascript(user):
 
 def test_an_admin_can_set_up_another_users_mailbox(app, admin, user, mailbox):
     response = admin.client.post(f"/users/{user.id}/preferences/mailbox", data=_form(mailbox))
-    assert response.status_code == 302 and response.location.endswith(f"/users/{user.id}/preferences#email")
+    assert response.status_code == 302 and response.location.endswith(f"/users/{user.id}/preferences")
     html = admin.client.get(response.location).get_data(as_text=True)
     assert "Mailbox connection successful" in html
     assert f"Preferences of {user.user.name}" in html
@@ -192,7 +192,7 @@ def test_import_now_queues_one_job_and_shows_its_state(app, user, import_jobs):
     assert "The import is queued." in response.get_data(as_text=True)
     job = Job.fetch(jobs.job_id_for(account_id), connection=services.get().redis)
     assert job.origin == services.get().queue.name
-    assert job.args == (account_id,)
+    assert job.args == (account_id, True)  # asked for by a person: runs even with automatic sync off
     assert "imap-secret-1" not in repr(job.args) + repr(job.kwargs)
 
     again = user.client.post("/preferences/import", follow_redirects=True).get_data(as_text=True)
@@ -219,10 +219,17 @@ def test_import_now_needs_saved_settings(user):
     assert user.client.get("/preferences/import-status.json").json["state"] == "idle"
 
 
-def test_import_now_refuses_a_switched_off_mailbox(app, user):
-    _save_account(app, user.id, enabled=False)
+def test_import_now_imports_a_manual_only_mailbox_and_says_so(app, user, import_jobs):
+    account_id = _save_account(app, user.id, enabled=False)
+    clear_import_job(app, account_id)
+    import_jobs.append(account_id)
     response = user.client.post("/preferences/import", follow_redirects=True)
-    assert "Automatic sync is switched off" in response.get_data(as_text=True)
+    html = response.get_data(as_text=True)
+    assert "The import is queued" in html
+    assert "Automatic sync is off for this mailbox, so mail is imported only when you press Import now." in html
+    assert "Manual only" in html
+    job = Job.fetch(jobs.job_id_for(account_id), connection=services.get().redis)
+    assert job.args == (account_id, True)
 
 
 def test_the_last_runs_last_error_and_schedule_are_shown(app, user):

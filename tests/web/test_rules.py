@@ -110,13 +110,13 @@ SECTIONS = {
     "own_domain": ({"own_domain_enabled": None, "own_domain_source": "list",
                     "own_domain_domains": "Acme.com\nacme-group.com"},
                    {"enabled": False, "source": "list", "domains": ["acme-group.com", "acme.com"]}),
-    "images": ({"images_mode": "exclude_inline", "images_min_size": "2048"},
+    "images": ({"images_mode": "exclude_inline", "images_min_size": "2"},
                {"mode": "exclude_inline", "min_size": 2048}),
     "duplicate_address": ({"duplicate_action": "attach_latest"}, {"action": "attach_latest"}),
     "no_match": ({"no_match_action": "keep"}, {"action": "keep"}),
     "first_run": ({"first_run_inbox": "20", "first_run_sent": "35"}, {"inbox": 20, "sent": 35}),
-    "attachments": ({"attachments_max_size": "1000000", "attachments_blocked_extensions": "exe, .ICS"},
-                    {"max_size": 1000000, "blocked_extensions": [".exe", ".ics"]}),
+    "attachments": ({"attachments_max_size": "1.5", "attachments_blocked_extensions": "exe, .ICS"},
+                    {"max_size": 1572864, "blocked_extensions": [".exe", ".ics"]}),
     "automatic_mail": ({"automatic_mail_skip": None}, {"skip": False}),
     "blocked": ({"blocked_addresses": "spam@jobs.example\n@Bulk.example"},
                 {"addresses": ["@bulk.example", "spam@jobs.example"]}),
@@ -128,7 +128,7 @@ def test_each_section_saves_a_version_that_the_export_shows(app, admin, section)
     posted, expected = SECTIONS[section]
     response = save(admin.client, comment=f"change {section}", **posted)
     assert response.status_code == 302, response.get_data(as_text=True)[:3000]
-    assert response.location.endswith("/rules/versions#v1")
+    assert response.location.endswith("/rules/versions#messages")
 
     exported = export(app)
     assert exported[section] == expected
@@ -145,7 +145,7 @@ def test_each_section_saves_a_version_that_the_export_shows(app, admin, section)
 @pytest.mark.parametrize("posted, field_id, message", [
     ({"first_run_inbox": "-5"}, "first_run_inbox", "Must be a whole number of 0 or more, got -5."),
     ({"first_run_sent": "lots"}, "first_run_sent", "Must be a whole number of 0 or more, got 'lots'."),
-    ({"images_min_size": "1.5"}, "images_min_size", "Must be a whole number of 0 or more"),
+    ({"images_min_size": "lots"}, "images_min_size", "Enter a size in KB of 0 or more"),
     ({"attachments_blocked_extensions": ".exe, .not an extension!"}, "attachments_blocked_extensions",
      "is not a file extension"),
     ({"blocked_addresses": "jo@agency.example\nnot-an-address"}, "blocked_addresses",
@@ -288,7 +288,7 @@ def test_a_catastrophic_regex_is_refused_next_to_its_value(app, admin):
     ({"custom_rules-0-conditions-2-value": "[unclosed"}, "custom_rules-0-conditions-2-value",
      "The regular expression is not valid"),
     ({"custom_rules-0-conditions-0-field": "attachment_size", "custom_rules-0-conditions-0-value": "big"},
-     "custom_rules-0-conditions-0-value", "Must be a number of bytes"),
+     "custom_rules-0-conditions-0-value", "Enter a size in MB of 0 or more"),
 ])
 def test_custom_rule_mistakes_are_shown_next_to_their_field(admin, change, field_id, message):
     definition = {**default_rules(), "custom_rules": [CUSTOM]}
@@ -311,17 +311,17 @@ def test_versions_list_their_changes_and_roll_back(app, admin):
     assert html.index('id="v2"') < html.index('id="v1"')
     assert "“keep all images”" in html and "“warn on unknown”" in html and admin.email in html
     v2 = html[html.index('id="v2"'):html.index('id="v1"')]
-    assert "no_match.action: skip \u2192 warn" in v2 and "images.mode" not in v2 and "active" in v2
+    assert "No contact or candidate has the address: skip the message \u2192 raise a warning" in v2 and "Images:" not in v2 and "active" in v2
     assert "Roll back to this version" not in v2
     v1 = html[html.index('id="v1"'):]
-    assert "images.mode: exclude_all \u2192 keep" in v1 and "Roll back to this version" in v1
+    assert "Images: leave out every image \u2192 keep every image" in v1 and "Roll back to this version" in v1
 
     response = admin.client.post("/rules/versions/1/roll-back")
-    assert response.status_code == 302 and response.location.endswith("/rules/versions#v3")
+    assert response.status_code == 302 and response.location.endswith("/rules/versions")
     html = admin.client.get(response.location).get_data(as_text=True)
     assert "Rolled back: version 3 has the rules of version 1" in html
     v3 = html[html.index('id="v3"'):html.index('id="v2"')]
-    assert "rolled back to version 1" in v3 and "no_match.action: warn \u2192 skip" in v3
+    assert "rolled back to version 1" in v3 and "No contact or candidate has the address: raise a warning \u2192 skip the message" in v3
     exported = export(app)
     assert exported["images"]["mode"] == "keep" and exported["no_match"]["action"] == "skip"
     assert db.session.scalar(select(RuleSetVersion).where(RuleSetVersion.active.is_(True))).version == 3
@@ -345,7 +345,7 @@ def test_a_preview_of_uploaded_messages_shows_the_difference_and_writes_nothing(
     assert response.status_code == 200, html[:3000]
 
     assert row_counts() == before, "the preview wrote something"
-    assert "images.mode: exclude_all \u2192 keep" in html
+    assert "Images: leave out every image \u2192 keep every image" in html
     assert "3 messages" in html and "1 would be handled differently" in html
     row = re.search(r'<tr class="is-changed">(.*?)</tr>', html, re.S).group(1)
     assert "CV and logo" in row and "Carol Client" in row

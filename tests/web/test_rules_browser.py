@@ -48,7 +48,7 @@ def test_an_admin_changes_the_image_rule_previews_it_and_saves(page, live_server
     page.get_by_role("button", name="Preview", exact=True).click()
 
     result = page.locator("#preview-result")
-    expect(result.get_by_text("images.mode: exclude_all → keep")).to_be_visible()
+    expect(result.get_by_text("Images: leave out every image → keep every image")).to_be_visible()
     expect(result.get_by_text("1 would be handled differently by the draft")).to_be_visible()
     changed = result.locator("tr.is-changed")
     expect(changed).to_have_count(1)
@@ -74,7 +74,7 @@ def test_an_admin_changes_the_image_rule_previews_it_and_saves(page, live_server
     expect(version.get_by_role("heading", name="Version 1")).to_contain_text("active")
     expect(version).to_contain_text("“Keep images: clients send CVs as scans”")
     expect(version).to_contain_text(admin.email)
-    expect(version.get_by_text("images.mode: exclude_all → keep")).to_be_visible()
+    expect(version.get_by_text("Images: leave out every image → keep every image")).to_be_visible()
     assert _export(app)["images"]["mode"] == "keep"
 
     # Back in the editor, the saved version is in use.

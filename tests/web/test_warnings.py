@@ -140,6 +140,35 @@ def test_resolving_a_duplicate_by_editing_the_records_then_retry(duplicate):
     assert duplicate["consultant"].warnings()[0]["status"] == "resolved"
 
 
+def test_retry_in_bulk_after_fixing_a_shared_address_and_the_resolved_warning_names_its_record(duplicate):
+    consultant = duplicate["consultant"]
+    consultant.deliver("INBOX", build_message(
+        from_="Dan <shared@client.example>", to=consultant.email, subject="Second budget mail", text="x",
+        message_id="<budget-2@client.example>"))
+    assert consultant.import_now()["warnings"] == 1
+    client = duplicate["client"]
+    ids = [str(w.id) for w in db.session.scalars(select(ImportWarning).order_by(ImportWarning.id))]
+    assert len(ids) == 2
+
+    still = client.post("/warnings/retry", data={"warning_ids": ids}, follow_redirects=True).get_data(as_text=True)
+    assert "None of the 2 could be imported yet. Still open: shared@client.example still belongs to several " \
+           "records (Dan Dup, Dana Dup). (1 more like it)" in still
+    assert _badge(still) == "2"
+
+    dana = _contact("Dana Dup")
+    email_id = db.session.scalar(select(EmailAddress.id).where(EmailAddress.contact_id == dana.id))
+    client.post(f"/records/contact/{dana.id}/emails/{email_id}/remove")
+    done = client.post("/warnings/retry", data={"warning_ids": ids}, follow_redirects=True).get_data(as_text=True)
+    assert "2 of 2 imported (now notes on Dan Dup)." in done and _badge(done) == "0"
+    assert sorted(n["subject"] for n in consultant.notes()) == ["Budget for the new hire", "Second budget mail"]
+
+    resolved = client.get("/warnings?status=resolved").get_data(as_text=True)
+    row = resolved[resolved.index("Second budget mail"):]
+    row = row[:row.index("</tr>")]
+    assert "imported on retry" in row and re.search(r"Now a note on <a [^>]*>Dan Dup</a>", row)
+    assert "Dana Dup" not in row.split("Now a note on", 1)[1].split("</p>", 1)[0]
+
+
 def test_dismiss_and_reopen(duplicate):
     client = duplicate["client"]
     html = client.post(f"/warnings/{duplicate['warning']}/dismiss", follow_redirects=True).get_data(as_text=True)
@@ -244,3 +273,20 @@ def test_another_users_warning_cannot_be_attached(app, user, other_user):
     response = other_user.client.post(f"/warnings/{warning_id}/attach", data={"record": f"contact:{seeded.dan_id}"})
     assert response.status_code == 404
 
+
+
+def test_warnings_list_the_newest_mail_first(app, user):
+    from datetime import datetime, timezone
+
+    seed_crm(app, user.id)
+    older = seed_duplicate_warning(app, user.id, subject="Written in January")
+    newer = seed_duplicate_warning(app, user.id, subject="Written in March")
+    with app.app_context():
+        # Raised in the other order: the March mail was decided first.
+        db.session.get(ImportWarning, older).sent_at = datetime(2026, 1, 5, tzinfo=timezone.utc)
+        db.session.get(ImportWarning, newer).sent_at = datetime(2026, 3, 5, tzinfo=timezone.utc)
+        db.session.get(ImportWarning, newer).created_at = datetime(2026, 3, 6, tzinfo=timezone.utc)
+        db.session.get(ImportWarning, older).created_at = datetime(2026, 3, 7, tzinfo=timezone.utc)
+        db.session.commit()
+    html = user.client.get("/warnings").get_data(as_text=True)
+    assert html.index("Written in March") < html.index("Written in January")

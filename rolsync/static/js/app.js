@@ -103,14 +103,96 @@
           if (state.active) {
             window.setTimeout(poll, 1000);
           } else {
-            /* Finished: reload to show the run's counts and any new warnings. */
-            window.location.reload();
+            /* Finished: show the run's counts and any new warnings in place. A reload
+               would throw away whatever the person is typing in the settings form. */
+            refreshImportCard();
           }
         })
         .catch(function () { window.setTimeout(poll, 5000); });
     }
     window.setTimeout(poll, 800);
   }
+
+  /* Replace the Import card and the warnings count with the server's fresh copy; nothing else moves. */
+  function refreshImportCard() {
+    var card = document.getElementById("import");
+    if (!card || !window.DOMParser) { return; }
+    fetch(window.location.pathname, { headers: { "Accept": "text/html" }, credentials: "same-origin" })
+      .then(function (response) {
+        if (!response.ok) { throw new Error(response.status); }
+        return response.text();
+      })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html");
+        var freshCard = fresh.getElementById("import");
+        if (freshCard) {
+          card.innerHTML = freshCard.innerHTML;
+          localTimes(card);
+          busyForms(card);
+          card.setAttribute("data-refreshed", "true");
+        }
+        var badge = document.querySelector("[data-open-warnings]");
+        var freshBadge = fresh.querySelector("[data-open-warnings]");
+        if (badge && freshBadge) {
+          badge.textContent = freshBadge.textContent;
+          badge.className = freshBadge.className;
+        }
+      })
+      .catch(function () { /* the card keeps its last state; the next page view shows the result */ });
+  }
+
+  /* A form that was sent shows that it is working and cannot be sent twice. */
+  function busyForms(root) {
+    root.querySelectorAll("form").forEach(function (form) {
+      if ((form.getAttribute("method") || "get").toLowerCase() !== "post" || form.hasAttribute("data-busy-ready")) {
+        return;
+      }
+      form.setAttribute("data-busy-ready", "");
+      form.addEventListener("submit", function (event) {
+        if (form.hasAttribute("data-submitting")) {
+          event.preventDefault();
+          return;
+        }
+        form.setAttribute("data-submitting", "");
+        form.setAttribute("aria-busy", "true");
+        var submitter = event.submitter;
+        /* After this turn: a button disabled now would drop its own name and value from what is sent. */
+        window.setTimeout(function () {
+          form.querySelectorAll("button[type=submit], input[type=submit], button:not([type])").forEach(function (button) {
+            if (!button.disabled) {
+              button.setAttribute("data-was-enabled", "");
+              button.disabled = true;
+            }
+          });
+          var button = submitter || form.querySelector("[data-busy-label]");
+          var label = button && button.getAttribute("data-busy-label");
+          if (button && label) {
+            button.setAttribute("data-idle-label", button.tagName === "INPUT" ? button.value : button.textContent);
+            if (button.tagName === "INPUT") { button.value = label; } else { button.textContent = label; }
+          }
+          form.querySelectorAll("[data-busy-note]").forEach(function (note) { note.hidden = false; });
+        }, 0);
+      });
+    });
+  }
+
+  /* Coming back with the Back button: the page may come from the cache with its buttons still busy. */
+  window.addEventListener("pageshow", function (event) {
+    if (!event.persisted) { return; }
+    document.querySelectorAll("form[data-submitting]").forEach(function (form) {
+      form.removeAttribute("data-submitting");
+      form.removeAttribute("aria-busy");
+      form.querySelectorAll("[data-was-enabled]").forEach(function (b) {
+        b.disabled = false;
+        b.removeAttribute("data-was-enabled");
+      });
+      form.querySelectorAll("[data-idle-label]").forEach(function (b) {
+        if (b.tagName === "INPUT") { b.value = b.getAttribute("data-idle-label"); } else { b.textContent = b.getAttribute("data-idle-label"); }
+        b.removeAttribute("data-idle-label");
+      });
+      form.querySelectorAll("[data-busy-note]").forEach(function (note) { note.hidden = true; });
+    });
+  });
 
 
   /* Rule editor: a header name only for "a header", a record only for "put the note on this record". */
@@ -159,6 +241,7 @@
     presets();
     caUpload();
     importProgress();
+    busyForms(document);
     dependentFields();
     rulesPreview();
   });

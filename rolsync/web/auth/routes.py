@@ -9,7 +9,7 @@ from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select
 from werkzeug.security import check_password_hash
 
-from rolsync import services
+from rolsync import firstrun, services
 from rolsync.extensions import db
 from rolsync.mail.parse import normalise_address
 from rolsync.models import User, utcnow
@@ -77,7 +77,7 @@ def login():
                 by_email.hit(email)
                 by_ip.hit(ip)
                 form.form_errors.append("Wrong e-mail or password.")
-    return render_template("auth/login.html", form=form), status
+    return render_template("auth/login.html", form=form, needs_setup=firstrun.needs_setup(db.session)), status
 
 
 @bp.route("/logout", methods=["POST"])

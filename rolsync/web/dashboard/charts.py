@@ -97,8 +97,9 @@ def day_chart(days: list[DayCount], height: int = 200) -> ColumnChart:
                               title=f"{day.day.strftime('%a %d %b')}: {day.count} imported"))
         if (len(days) - 1 - i) % 7 == 0:
             labels.append(Tick(round(i * slot + slot / 2, 3), day.day.strftime("%d %b")))
+    # With nothing to plot, only the baseline: a scale of 0..1 would show a lone "1".
     ticks = [Tick(round(bottom - (bottom - top) * value / ceiling, 2), str(value))
-             for value in range(0, ceiling + 1, step)]
+             for value in range(0, ceiling + 1 if maximum else 1, step)]
     return ColumnChart(height, top, bottom, columns, ticks, labels)
 
 

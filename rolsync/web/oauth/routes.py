@@ -70,25 +70,25 @@ def callback(provider: str):
     if not pending or pending.get("provider") != chosen.name or pending.get("user_id") != current_user.id:
         flash(f"That answer from {chosen.label} did not belong to a connection started here, so it was "
               "refused. Use the Connect button to start again.", "error")
-        return redirect(page_url(current_user, "email"))
+        return redirect(page_url(current_user))
     if request.args.get("error"):
         denied = request.args["error"] == "access_denied"
         flash(f"{chosen.label} did not give access to the mailbox"
               + (" (access was not allowed)." if denied else f" ({request.args['error'][:60]}).")
               + " Nothing was changed; use the Connect button to try again.", "error")
-        return redirect(page_url(current_user, "email"))
+        return redirect(page_url(current_user))
     try:
         grant = oauth.finish_consent(chosen, redirect_uri(chosen.name), request.url, pending["state"],
                                      pending["verifier"])
     except oauth.ConnectError as exc:
         flash(str(exc), "error")
-        return redirect(page_url(current_user, "email"))
+        return redirect(page_url(current_user))
     svc = services.get()
     account = oauth.connect_mailbox(db.session, svc.secrets, current_user, chosen, grant)
     db.session.commit()
     flash(f"The mailbox {account.username} is connected with {chosen.label}.", "success")
     run_connection_test(current_user, account)
-    return redirect(page_url(current_user, "email"))
+    return redirect(page_url(current_user))
 
 
 @bp.route("/preferences/oauth/disconnect", methods=["POST"])
@@ -111,4 +111,4 @@ def disconnect(user_id: int | None = None):
         else:
             flash(f"The mailbox was disconnected and rolsync forgot its access. {label} keeps listing the app "
                   "until you remove it in your account's security settings.", "success")
-    return redirect(page_url(user, "email"))
+    return redirect(page_url(user))

@@ -49,7 +49,8 @@ class MailboxSettingsForm(FlaskForm):
                            render_kw={"rows": 4, "spellcheck": "false",
                                       "placeholder": "-----BEGIN CERTIFICATE-----"})
     ca_file = FileField("Upload a PEM file")
-    enabled = BooleanField("Sync this mailbox automatically", default=True)
+    enabled = BooleanField("Sync this mailbox automatically", default=True,
+                           description="When this is off, mail is imported only when you press Import now.")
     submit = SubmitField("Save Changes and Test Connection")
 
     def validate(self, extra_validators=None) -> bool:

@@ -21,8 +21,9 @@ PRESETS = (
            "Gmail: turn on IMAP (Gmail settings > Forwarding and POP/IMAP > Enable IMAP). With 2-Step "
            "Verification, create an app password (Google Account > Security > App passwords) and use it here."),
     Preset("microsoft365", "Microsoft 365", "outlook.office365.com", 993, "ssl",
-           "Microsoft 365: your administrator must allow IMAP for your mailbox. Use your full e-mail address "
-           "as the username; with multi-factor sign-in you may need an app password."),
+           "Microsoft 365: Exchange Online accepts neither passwords nor app passwords for IMAP; it needs "
+           "Connect with Microsoft (above). If that button is missing, an admin must set up Connect with "
+           "Microsoft first, on the Providers page."),
     Preset("yahoo", "Yahoo", "imap.mail.yahoo.com", 993, "ssl",
            "Yahoo: create an app password (Account security > Generate app password) and use it here."),
     Preset("icloud", "iCloud", "imap.mail.me.com", 993, "ssl",

@@ -30,13 +30,14 @@ from rolsync.web.setup import password_fingerprint
 REPORT_KEY = "connection_report"
 
 
-def page_url(user: User, anchor: str = "") -> str:
-    """The preferences page of `user`: one's own, or an admin's view of someone else's."""
+def page_url(user: User) -> str:
+    """The preferences page of `user`: one's own, or an admin's view of someone else's.
+
+    Never with an anchor: the page would open scrolled past the flash message that says what happened.
+    """
     if user.id == current_user.id:
-        url = url_for("preferences.index")
-    else:
-        url = url_for("preferences.index", user_id=user.id)
-    return url + (f"#{anchor}" if anchor else "")
+        return url_for("preferences.index")
+    return url_for("preferences.index", user_id=user.id)
 
 
 def _settings_form(account: MailAccount | None) -> MailboxSettingsForm:
@@ -70,8 +71,14 @@ def _render(user: User, form: MailboxSettingsForm, status: int = 200):
         interval=describe_interval(interval) if interval else None, live=live,
         push_on=push.push_on(db.session), last_mail=push.last_mail_at(db.session, account) if account else None,
         next_run=next_scheduled_run(account, current_app.config, now) if account else None,
-        own=user.id == current_user.id,
+        own=user.id == current_user.id, test_timeout=_test_timeout(),
     ), status
+
+
+def _test_timeout() -> int:
+    """How long Test Connection waits for a silent server, in seconds (the page says so while it waits)."""
+    config = current_app.config
+    return int(min(config.get("IMAP_TIMEOUT", 30), config.get("TEST_CONNECTION_TIMEOUT", 15)))
 
 
 @bp.route("/preferences", methods=["GET"])
@@ -105,12 +112,12 @@ def save_mailbox(user_id: int | None = None):
     db.session.commit()
     flash("The mailbox settings were saved.", "success")
     run_connection_test(user, account)
-    return redirect(page_url(user, "email"))
+    return redirect(page_url(user))
 
 
 def run_connection_test(user: User, account: MailAccount) -> None:
     """Test the saved settings (password or OAuth alike) and keep the report for the next page view."""
-    timeout = min(current_app.config.get("IMAP_TIMEOUT", 30), current_app.config.get("TEST_CONNECTION_TIMEOUT", 15))
+    timeout = _test_timeout()
     try:
         report = test_connection(settings_for(account, services.get().secrets, timeout=timeout))
         result = {"ok": report.ok, "code": report.code, "message": report.message, "hint": report.hint,
@@ -133,7 +140,7 @@ def test_mailbox(user_id: int | None = None):
         flash("Save the mailbox settings first.", "error")
     else:
         run_connection_test(user, user.mail_account)
-    return redirect(page_url(user, "email"))
+    return redirect(page_url(user))
 
 
 @bp.route("/preferences/import", methods=["POST"])
@@ -147,20 +154,21 @@ def import_now(user_id: int | None = None):
         flash("The form has expired; try again.", "error")
     elif account is None:
         flash("Save the mailbox settings first.", "error")
-    elif not account.enabled:
-        flash("Automatic sync is switched off for this mailbox. Switch it on and save, then import.", "error")
     else:
         try:
-            job, created = jobs.enqueue_import(services.get().queue, account.id)
+            job, created = jobs.enqueue_import(services.get().queue, account.id, manual=True)
         except RedisError:
             current_app.logger.exception("cannot queue an import of account %s", account.id)
             flash("The import queue cannot be reached right now. Try again in a minute.", "error")
         else:
-            if created:
+            if created and not account.enabled:
+                flash("The import is queued; progress shows below. Automatic sync is off for this mailbox, "
+                      "so mail is imported only when you press Import now.", "success")
+            elif created:
                 flash("The import is queued. Progress shows below.", "success")
             else:
                 flash("An import of this mailbox is already queued or running.", "info")
-    return redirect(page_url(user, "import"))
+    return redirect(page_url(user))
 
 
 def _run_json(run: ImportRun | None) -> dict | None:

@@ -111,7 +111,7 @@ def save(provider: str):
         else:
             db.session.commit()
             flash(f"{oauth.LABELS[name]} is set up: users can connect their mailboxes with it.", "success")
-            return redirect(url_for("providers.index", _anchor=name))
+            return redirect(url_for("providers.index"))
     return render_template("providers/index.html", cards=_cards(form), remove_form=RemoveForm(formdata=None)), 422
 
 
@@ -133,4 +133,4 @@ def remove(provider: str):
         stopped = (f" The {mailboxes} mailbox{'es' if mailboxes != 1 else ''} connected with it stop importing "
                    "until it is set up again." if mailboxes else "")
         flash(f"{label} was removed: nobody can connect with it now.{stopped}", "success")
-    return redirect(url_for("providers.index", _anchor=name))
+    return redirect(url_for("providers.index"))

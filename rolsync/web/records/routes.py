@@ -1,10 +1,13 @@
 """Records: the list with search, one record's timeline of notes, its documents and addresses."""
 from __future__ import annotations
 
+import csv
+import io
+
 from flask import abort, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 
-from rolsync import services
+from rolsync import crm, services
 from rolsync.extensions import db
 from rolsync.records import (
     RecordError,
@@ -20,6 +23,8 @@ from rolsync.records import (
     shared_with,
 )
 from rolsync.warnings import open_warnings_for_address
+from rolsync.web.access import admin_required
+from rolsync.web.firstrun.forms import CrmUploadForm
 from rolsync.web.preferences.forms import sentence
 from rolsync.web.records import bp
 from rolsync.web.records.forms import AddEmailForm, RecordSearchForm, RemoveEmailForm
@@ -41,7 +46,7 @@ def index():
     kind = form.kind.data if form.kind.data in KINDS else None
     page = request.args.get("page", 1, type=int) or 1
     found = search_records(db.session, RecordFilter(text=form.q.data or "", kind=kind), page)
-    return render_template("records/index.html", form=form, page=found,
+    return render_template("records/index.html", form=form, page=found, upload_form=CrmUploadForm(),
                            args={k: v for k, v in request.args.items() if k != "page"})
 
 
@@ -136,3 +141,38 @@ def download(document_id: int):
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
+
+
+@bp.route("/records/load", methods=["POST"])
+@admin_required
+def load_csv():
+    """Load records from an uploaded CSV with the loader of `flask crm load` (a bad file changes nothing)."""
+    form = CrmUploadForm()
+    back = _safe_back(request.form.get("next")) or url_for("records.index")
+    upload = form.file.data if form.validate_on_submit() else None
+    if upload is None or not getattr(upload, "filename", ""):
+        flash("Choose a CSV file to load.", "error")
+        return redirect(back)
+    try:
+        text = upload.read().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        flash("The file is not a UTF-8 CSV file; nothing was loaded. Save it as CSV (UTF-8) and try again.",
+              "error")
+        return redirect(back)
+    try:
+        rows = crm.read_rows(csv.DictReader(io.StringIO(text, newline="")))
+    except (crm.CrmLoadError, csv.Error) as exc:
+        flash(f"Nothing was loaded: {exc}.", "error")
+        return redirect(back)
+    added, unchanged = crm.load_rows(db.session, rows, services.get().documents)
+    db.session.commit()
+    flash(f"Loaded {added} new record{'s' if added != 1 else ''}"
+          f"{f'; {unchanged} were already there' if unchanged else ''}.", "success")
+    return redirect(back)
+
+
+def _safe_back(target: str | None) -> str | None:
+    """Only a path on this site."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    return target

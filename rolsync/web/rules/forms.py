@@ -26,7 +26,7 @@ FIELD_LABELS = {
     "header": "A header (name it)",
     "attachment_name": "Attachment name",
     "attachment_type": "Attachment type",
-    "attachment_size": "Attachment size (bytes)",
+    "attachment_size": "Attachment size (MB)",
 }
 OP_LABELS = {
     "contains": "contains",
@@ -57,6 +57,55 @@ class WholeNumberField(IntegerField):
             self.data = int(text) if text else (self.blank if self.blank is not None else text)
         except ValueError:
             self.data = text  # refused by validate() with its own sentence, next to this field
+
+
+KB = 1024
+MB = 1024 * 1024
+
+
+def format_in(size: int, unit: int) -> str:
+    """A byte count in `unit`, without trailing zeros: 2097152 in MB is '2', 1572864 is '1.5'.
+
+    As short as it can be while it still reads back as the same byte count (a rule set
+    imported as JSON may hold any number of bytes, and saving the form must not change it).
+    """
+    for places in (3, 7):
+        text = f"{size / unit:.{places}f}".rstrip("0").rstrip(".")
+        if parse_in(text, unit) == size:
+            break
+    return text
+
+
+def parse_in(text: str, unit: int) -> int | None:
+    """'2', '1.5' or '1,5' of `unit` in bytes; None when it is not a number of 0 or more."""
+    try:
+        value = float(text.strip().replace(",", "."))
+    except ValueError:
+        return None
+    if value < 0 or value != value or value > 1e9:
+        return None
+    return round(value * unit)
+
+
+class SizeField(WholeNumberField):
+    """A size typed in KB or MB and kept in bytes (what the rule set stores)."""
+
+    def __init__(self, *args, unit: int = MB, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.unit = unit
+
+    def process_formdata(self, valuelist):
+        text = (valuelist[0] if valuelist else "").strip()
+        if not text:
+            self.data = 0
+            return
+        size = parse_in(text, self.unit)
+        self.data = size if size is not None else text  # the validator refuses the text next to this field
+
+    def _value(self):
+        if isinstance(self.data, int) and not isinstance(self.data, bool):
+            return format_in(self.data, self.unit)
+        return super()._value()
 
 
 class ConditionForm(Form):
@@ -93,7 +142,7 @@ class RulesForm(FlaskForm):
         "exclude_inline": "Leave out only images inside the message (logos, signatures); keep attached ones",
         "keep": "Keep every image",
     }, default="exclude_all")
-    images_min_size = WholeNumberField("Always leave out images smaller than (bytes)", default=0)
+    images_min_size = SizeField("Always leave out images smaller than (KB)", default=0, unit=KB)
 
     duplicate_action = RadioField("When an address belongs to more than one record", choices={
         "warn": "Raise a warning and import nothing until a person picks the record",
@@ -110,7 +159,7 @@ class RulesForm(FlaskForm):
     first_run_inbox = WholeNumberField("Inbox", default=100, blank=None)
     first_run_sent = WholeNumberField("Sent", default=100, blank=None)
 
-    attachments_max_size = WholeNumberField("Largest attachment kept (bytes, 0 for no limit)", default=0)
+    attachments_max_size = SizeField("Largest attachment kept (MB, 0 for no limit)", default=0, unit=MB)
     attachments_blocked_extensions = StringField("Attachment types never kept", render_kw={
         "placeholder": ".exe, .ics", "spellcheck": "false"})
 
@@ -190,6 +239,10 @@ class RulesForm(FlaskForm):
             path, _, message = error.partition(": ")
             field = self._field_for(path) if message else None
             text = sentence(message if field is not None else error)
+            if field is not None and (isinstance(field, SizeField) or "bytes" in message):
+                # The rule set counts bytes; the form asks in KB or MB.
+                unit = "KB" if getattr(field, "unit", MB) == KB else "MB"
+                text = f"Enter a size in {unit} of 0 or more, such as 2 or 0.5."
             if field is None:
                 self.form_errors.append(text)
             elif text not in field.errors:
@@ -252,7 +305,9 @@ def _rule_data(rule: dict) -> dict:
         "record_kind": record.get("kind", "contact"), "record_email": record.get("email", ""),
         "conditions": [{
             "field": c["field"], "header": c.get("header", ""), "op": c["op"],
-            "value": "\n".join(c["value"]) if isinstance(c["value"], list) else str(c["value"]),
+            "value": ("\n".join(c["value"]) if isinstance(c["value"], list)
+                      else format_in(c["value"], MB) if c["field"] in NUMBER_FIELDS and isinstance(c["value"], int)
+                      else str(c["value"])),
         } for c in rule["conditions"]],
     }
 
@@ -268,8 +323,9 @@ def _rule_definition(form: CustomRuleForm) -> dict:
 def _condition_definition(form: ConditionForm) -> dict:
     field, op, text = form.field.data, form.op.data, form.value.data or ""
     condition: dict = {"field": field, "op": op}
-    if field in NUMBER_FIELDS:
-        condition["value"] = int(text.strip()) if text.strip().isdigit() else text.strip()
+    if field in NUMBER_FIELDS:  # asked in MB, kept in bytes
+        size = parse_in(text, MB) if text.strip() else None
+        condition["value"] = size if size is not None else text.strip()
     elif op == "in_list":
         condition["value"] = [line.strip() for line in text.splitlines() if line.strip()]
     else:

@@ -131,11 +131,12 @@ def _save(form: RulesForm, draft: dict):
         return _render(form, status=409)
     if draft == (validate(current.definition) if current else default_rules()):
         flash("Nothing changed, so no new version was saved.", "info")
-        return redirect(url_for("rules.index"))
+        # The editor posts to #save; an explicit anchor keeps the browser from scrolling past the message.
+        return redirect(url_for("rules.index", _anchor="messages"))
     version = save_version(db.session, draft, author=actor(), comment=comment)
     db.session.commit()
     flash(f"Saved as version {version.version}; the import uses it from its next batch of messages.", "success")
-    return redirect(url_for("rules.history", _anchor=f"v{version.version}"))
+    return redirect(url_for("rules.history", _anchor="messages"))
 
 
 # -- the preview --------------------------------------------------------------------------
@@ -250,7 +251,25 @@ def roll_back_to(version: int):
         raise NotFound() from None
     db.session.commit()
     flash(f"Rolled back: version {new.version} has the rules of version {version} and is active now.", "success")
-    return redirect(url_for("rules.history", _anchor=f"v{new.version}"))
+    return redirect(url_for("rules.history"))
+
+
+@bp.route("/rules/versions/restore-built-in", methods=["POST"])
+@admin_required
+def restore_built_in():
+    """Save the built-in rules as a new version (history is kept: this too can be rolled back)."""
+    form = ActionForm()
+    if not form.validate_on_submit():
+        flash("The form has expired; try again.", "error")
+        return redirect(url_for("rules.history"))
+    current = active_version(db.session)
+    if current is None or validate(current.definition) == default_rules():
+        flash("The built-in rules are already in use; nothing was saved.", "info")
+        return redirect(url_for("rules.history"))
+    new = save_version(db.session, default_rules(), author=actor(), comment="restored the built-in rules")
+    db.session.commit()
+    flash(f"Restored: version {new.version} has the built-in rules and is active now.", "success")
+    return redirect(url_for("rules.history"))
 
 
 # -- rendering ------------------------------------------------------------------------------

@@ -40,17 +40,26 @@ def index():
 def new():
     """Add a user through accounts.create_user, as `flask users create` does."""
     form = NewUserForm()
-    if form.validate_on_submit():
-        try:
-            user = accounts.create_user(db.session, form.email.data, form.password.data, name=form.name.data or "",
-                                        role=Role(form.role.data))
-        except accounts.AccountError as exc:
-            db.session.rollback()
-            _field_error(form, exc, {"email": form.email, "password": form.password})
-        else:
-            db.session.commit()
-            flash(f"{user.email} can now sign in.", "success")
-            return redirect(url_for("users.edit", user_id=user.id))
+    if form.is_submitted():
+        valid = form.validate()
+        # Every refused value at once: the form's own checks and the accounts' checks together.
+        problems = accounts.new_user_problems(db.session, form.email.data or "", form.password.data or "")
+        fields = {"email": form.email, "password": form.password}
+        for problem in problems:
+            field = fields.get(problem.field or "")
+            if field is not None and not field.errors:
+                _field_error(form, problem, fields)
+        if valid and not problems:
+            try:
+                user = accounts.create_user(db.session, form.email.data, form.password.data,
+                                            name=form.name.data or "", role=Role(form.role.data))
+            except accounts.AccountError as exc:
+                db.session.rollback()
+                _field_error(form, exc, fields)
+            else:
+                db.session.commit()
+                flash(f"{user.email} can now sign in.", "success")
+                return redirect(url_for("users.edit", user_id=user.id))
     status = 422 if form.is_submitted() else 200
     return render_template("users/new.html", form=form), status
 

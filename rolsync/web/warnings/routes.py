@@ -45,6 +45,7 @@ def index():
     return render_template(
         "warnings/index.html", form=form, page=found, filtered=wanted, action_form=ActionForm(),
         owners=queue.current_owners(db.session, found.items), kind_label=queue.kind_label,
+        reached=queue.records_reached(db.session, found.items),
         can_retry=queue.can_retry, can_attach=queue.can_attach, query_string=request.query_string.decode("ascii", "replace"),
         args={k: v for k, v in request.args.items() if k != "page"},
     )
@@ -160,6 +161,29 @@ def dismiss_selected():
     count = queue.dismiss_many(db.session, current_user, ids, actor=actor())
     db.session.commit()
     flash(f"{count} warning{'s' if count != 1 else ''} dismissed.", "success")
+    return redirect(_back())
+
+
+@bp.route("/warnings/retry", methods=["POST"])
+def retry_selected():
+    """Bulk retry: decide the ticked warnings' messages again (after fixing a shared address, say)."""
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    ids = [int(i) for i in request.form.getlist("warning_ids") if i.isdigit()]
+    if not ids:
+        flash("Tick the warnings to retry first.", "error")
+        return redirect(_back())
+    outcome = queue.retry_many(db.session, services.get().documents, current_user, ids, actor=actor())
+    db.session.commit()
+    if not outcome.tried:
+        flash("None of the ticked warnings can be retried: they keep no message to decide again.", "error")
+        return redirect(_back())
+    names = ", ".join(r.name for r in outcome.records[:5]) + (" and others" if len(outcome.records) > 5 else "")
+    imported = (f"{outcome.resolved} of {outcome.tried} imported" + (f" (now notes on {names})" if names else "")
+                if outcome.resolved else f"None of the {outcome.tried} could be imported yet")
+    still = f". Still open: {outcome.explanations[0]}" if outcome.explanations else "."
+    more = f" ({len(outcome.explanations) - 1} more like it)" if len(outcome.explanations) > 1 else ""
+    flash(imported + still + more, "success" if outcome.resolved == outcome.tried else "info")
     return redirect(_back())
 
 
