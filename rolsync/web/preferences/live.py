@@ -32,7 +32,7 @@ def mailbox_push(user_id: int | None = None):
         db.session.commit()
         flash("Live import is on for this mailbox." if _wanted_on() else
               "Live import is off for this mailbox: it is imported on the schedule.", "success")
-    return redirect(page_url(user, "import"))
+    return redirect(page_url(user))
 
 
 @bp.route("/users/<int:user_id>/preferences/push-all", methods=["POST"])
@@ -49,4 +49,4 @@ def all_push(user_id: int | None = None):
         db.session.commit()
         flash("Live import is on for every mailbox that allows it." if _wanted_on() else
               "Live import is off for every mailbox: all are imported on the schedule.", "success")
-    return redirect(page_url(user, "import"))
+    return redirect(page_url(user))
