@@ -1,7 +1,7 @@
 """Records: the list with search, one record's timeline of notes, its documents and addresses."""
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, request, send_file, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from rolsync import services
@@ -20,6 +20,7 @@ from rolsync.records import (
     shared_with,
 )
 from rolsync.warnings import open_warnings_for_address
+from rolsync.web.downloads import send_stored
 from rolsync.web.preferences.forms import sentence
 from rolsync.web.records import bp
 from rolsync.web.records.forms import AddEmailForm, RecordSearchForm, RemoveEmailForm
@@ -130,9 +131,8 @@ def download(document_id: int):
         abort(404)
     content_type = document.content_type.lower().split(";")[0].strip()
     mimetype = content_type if content_type in SAFE_INLINE_TYPES else "application/octet-stream"
-    response = send_file(store.path_for(document.sha256), mimetype=mimetype, as_attachment=True,
-                         download_name=document.filename or f"document-{document.id}", max_age=0,
-                         etag=document.sha256)
+    response = send_stored(store, document.sha256, mimetype=mimetype,
+                           download_name=document.filename or f"document-{document.id}", etag=document.sha256)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
