@@ -197,9 +197,10 @@ class S3DocumentStore(DocumentStore):
 
         try:
             if not self.exists(sha256):
-                # Multipart above 8 MB, read from disk a part at a time.
+                # Multipart above 8 MB, read from disk a part at a time: at most two parts in memory.
                 self.client.upload_file(str(path), self.bucket, self.key_for(sha256),
-                                        Config=TransferConfig(max_concurrency=4))
+                                        Config=TransferConfig(multipart_chunksize=8 * 1024 * 1024,
+                                                              max_concurrency=2))
         finally:
             Path(path).unlink(missing_ok=True)
         return sha256
