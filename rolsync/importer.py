@@ -691,11 +691,13 @@ def import_account(
     run_id = run.id
     try:
         with logs.import_context(mailbox=account.id, run=run_id):
+            log.info("import run started")
             result = AccountImporter(
                 session, account, secrets=secrets, store=store, max_messages=max_messages,
                 fetch_batch=fetch_batch, timeout=timeout, progress=progress, deadline=deadline,
                 uidvalidity_limit=uidvalidity_limit,
             ).run()
+            log.info("import run finished: %s", result.as_json())
     except Exception as exc:
         session.rollback()
         run = session.get(ImportRun, run_id)
