@@ -68,7 +68,7 @@ def readiness(app: Flask, session: Session) -> dict[Check, bool]:
         Check.REDIS: lambda: _redis(app.config["REDIS_URL"]),
         Check.DOCUMENTS: lambda: services.get().documents.check(),
     }
-    results = {}
+    results: dict[Check, bool] = {}
     for check, run in checks.items():
         if check is Check.MIGRATIONS and not results[Check.DATABASE]:
             results[check] = False  # cannot tell without the database

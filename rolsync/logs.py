@@ -43,12 +43,12 @@ class ImportContext(logging.Filter):
     """Put the current import's mailbox id and run id on a record (None outside an import)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.mailbox_id = mailbox_id.get()
-        record.run_id = run_id.get()
-        parts = [f"mailbox={record.mailbox_id}"] if record.mailbox_id is not None else []
-        if record.run_id is not None:
-            parts.append(f"run={record.run_id}")
-        record.context = f" [{' '.join(parts)}]" if parts else ""
+        mailbox, run = mailbox_id.get(), run_id.get()
+        parts = [f"mailbox={mailbox}"] if mailbox is not None else []
+        if run is not None:
+            parts.append(f"run={run}")
+        # Extra attributes, as logging's `extra=` sets them: formatters read them by name.
+        record.__dict__.update(mailbox_id=mailbox, run_id=run, context=f" [{' '.join(parts)}]" if parts else "")
         return True
 
 

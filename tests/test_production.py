@@ -231,3 +231,22 @@ def test_an_imports_log_lines_are_json_with_its_mailbox_and_run_and_no_secret(ap
     text = stream.getvalue()
     for secret in (consultant.password, app.config["SECRET_KEY"], app.config["ROLSYNC_ENCRYPTION_KEYS"]):
         assert secret not in text
+
+
+def test_a_text_log_line_names_the_import_and_keeps_a_traceback_on_its_line():
+    stream = io.StringIO()
+    logger = logging.getLogger("rolsync.test_production")
+    handler = logs.prepare(logging.StreamHandler(stream), "text")
+    logger.addHandler(handler)
+    try:
+        with logs.import_context(mailbox=12, run=3456):
+            try:
+                raise ValueError("broken")
+            except ValueError:
+                logger.exception("saving failed")
+        logger.warning("outside an import")
+    finally:
+        logger.removeHandler(handler)
+    first, second = stream.getvalue().splitlines()
+    assert "[mailbox=12 run=3456]: saving failed" in first and "ValueError: broken" in first
+    assert "mailbox" not in second and second.endswith("outside an import")
