@@ -170,8 +170,9 @@ def main(argv: list[str] | None = None) -> int:
 
     cores = os.cpu_count()
     print()
+    load = ", ".join(f"{n:.1f}" for n in os.getloadavg())
     print(f"Workers over {args.mailboxes} mailboxes on PostgreSQL; this machine has {cores} cores, shared by the "
-          "workers, PostgreSQL, Redis, Dovecot and this script")
+          f"workers, PostgreSQL, Redis, Dovecot and this script (load average at the end: {load})")
     print(f"{'workers':>8} {'messages/s':>11} {'import (s)':>11} {'polls/s':>8} {'poll round (s)':>15} {'correct':>8}")
     for r in results:
         print(f"{r['workers']:>8} {r['messages_per_s']:>11.1f} {r['import_s']:>11.1f} {r['polls_per_s']:>8.1f} "
