@@ -110,12 +110,15 @@ def test_gunicorn_serves_the_panel_in_production_on_postgresql(production_env, t
         assert dashboard.status_code == 200
         assert "Dashboard" in dashboard.text and "Import workers" in dashboard.text
         assert requests.get(server.url + "/", timeout=30, allow_redirects=False).status_code == 302
+        requests.get(server.url + "/oauth/google/callback?code=one-time-code-4711&state=state-0815", timeout=30)
     finally:
         server.stop()
     lines = [line for line in server.output().splitlines() if line.strip()]
     entries = [json.loads(line) for line in lines]  # every line is one JSON object
     assert any('"GET /readyz' in entry["message"] for entry in entries)
-    assert PASSWORD not in server.output() and env["SECRET_KEY"] not in server.output()
+    assert any("/oauth/google/callback?code=[redacted]" in entry["message"] for entry in entries)
+    for secret in (PASSWORD, env["SECRET_KEY"], env["ROLSYNC_ENCRYPTION_KEYS"], "one-time-code-4711", "state-0815"):
+        assert secret not in server.output()
 
 
 def test_production_refuses_to_start_without_its_secrets(production_env, tmp_path):
