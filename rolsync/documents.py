@@ -61,20 +61,15 @@ class DocumentStore:
         other, and the caller can write its database rows meanwhile (they must
         not be committed before the wait).
         """
-        missing = []
-        for digest, data in files.items():
-            if not self.exists(digest):
-                missing.append((digest, data))
-            elif isinstance(data, Path):
-                data.unlink(missing_ok=True)  # stored already: the spooled copy is not needed
-
         def store(digest: str, data: bytes | Path) -> None:
+            # Each put checks first whether the bytes are stored already (and drops a spooled copy
+            # if so): in the threads too, as a round trip to a bucket costs as much as the upload.
             if isinstance(data, Path):
                 self.put_file(data, digest)
             else:
                 self.put(data, digest)
 
-        futures = [_writers().submit(store, digest, data) for digest, data in missing]
+        futures = [_writers().submit(store, digest, data) for digest, data in files.items()]
 
         def wait() -> None:
             for future in futures:
