@@ -26,6 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from rolsync import logs  # noqa: E402
 
 LOG_FORMAT = os.environ.get("ROLSYNC_LOG_FORMAT") or "text"
+# Now, not in a hook: the app is built (preload_app) before gunicorn's first hook runs.
+logs.configure(LOG_FORMAT)
 
 bind = os.environ.get("ROLSYNC_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY") or min(2 * (os.cpu_count() or 1), 8))
@@ -60,7 +62,6 @@ logger_class = RolsyncLogger
 
 
 def on_starting(server) -> None:
-    logs.configure(LOG_FORMAT)
     database = os.environ.get("DATABASE_URL", "")
     if os.environ.get("ROLSYNC_ENV") == "production" and (not database or database.startswith("sqlite")) \
             and server.cfg.workers > 1:

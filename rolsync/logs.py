@@ -105,3 +105,5 @@ def configure(log_format: str = "text", level: int = logging.INFO) -> None:
     handler.rolsync = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
+    # Alembic announces each of its plugins at INFO whenever it is imported: noise in every start.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
