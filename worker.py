@@ -1,8 +1,10 @@
 """Run an RQ worker for rolsync's import jobs, and the schedule of imports.
 
-    python worker.py            work for ever; also run the import schedule
-    python worker.py --burst    work through what is queued, then exit
-    python worker.py --watch    run the IDLE watcher (push): queue a mailbox's import when mail arrives
+    python worker.py                   work for ever; also run the import schedule
+    python worker.py --burst           work through what is queued, then exit
+    python worker.py --no-scheduler    work for ever, without the schedule (it runs elsewhere)
+    python worker.py --scheduler-only  run only the schedule (one such process per deployment is enough)
+    python worker.py --watch           run the IDLE watcher (push): queue a mailbox's import when mail arrives
 
 The schedule is RQ's CronScheduler, in a child process of its own (it installs
 signal handlers and blocks), enqueueing `jobs.dispatch_due_imports` every
@@ -10,6 +12,10 @@ signal handlers and blocks), enqueueing `jobs.dispatch_due_imports` every
 interval has passed. Any number of workers may run this on any number of
 machines: the dispatcher's enqueues are no-ops for mailboxes already queued.
 The worker itself also runs RQ's scheduler, which starts delayed retries.
+In production the schedule runs as a service of its own (deploy/), and the
+workers with `--no-scheduler`.
+
+Log lines go to stderr, one per event, as JSON with `ROLSYNC_LOG_FORMAT=json`.
 
 Jobs run in the worker's own process by default (`ROLSYNC_WORKER_CLASS=simple`,
 RQ's SimpleWorker): forking a work horse per job costs ~200 ms, four times an
@@ -18,7 +24,6 @@ idle poll. `ROLSYNC_WORKER_CLASS=fork` isolates each job in a forked horse.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
 import subprocess
@@ -27,7 +32,7 @@ import sys
 from rq import SimpleWorker, Worker
 from rq.cron import CronScheduler
 
-from rolsync import create_app, jobs, services
+from rolsync import create_app, jobs, logs, services
 from rolsync.mail.imap import build_ssl_context
 
 
@@ -45,18 +50,22 @@ def run_schedule() -> int:
 
 
 def start_schedule_process() -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, os.path.abspath(__file__), "--schedule-only"])
+    return subprocess.Popen([sys.executable, os.path.abspath(__file__), "--scheduler-only"])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--burst", action="store_true", help="work through what is queued, then exit")
-    parser.add_argument("--watch", action="store_true",
-                        help="run the IDLE watcher (push) instead of a worker (rolsync/watcher.py)")
-    parser.add_argument("--schedule-only", action="store_true", help=argparse.SUPPRESS)
+    role = parser.add_mutually_exclusive_group()
+    role.add_argument("--scheduler-only", action="store_true",
+                      help="run only the import schedule, no worker")
+    role.add_argument("--no-scheduler", action="store_true",
+                      help="run the worker without the import schedule (a scheduler runs elsewhere)")
+    role.add_argument("--watch", action="store_true",
+                      help="run the IDLE watcher (push) instead of a worker (rolsync/watcher.py)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.schedule_only:
+    logs.configure(os.environ.get("ROLSYNC_LOG_FORMAT") or "text")
+    if args.scheduler_only:
         return run_schedule()
 
     app = create_app()
@@ -68,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     jobs.use_app(app)
     # Load the system trust store once here; every forked work horse inherits it.
     build_ssl_context(None)
-    schedule = None if args.burst else start_schedule_process()
+    schedule = None if args.burst or args.no_scheduler else start_schedule_process()
     try:
         with app.app_context():
             svc = services.get()

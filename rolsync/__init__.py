@@ -42,6 +42,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     from rolsync.web import register_blueprints
 
     register_blueprints(app)
+    if app.config["TRUSTED_PROXIES"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # Believe X-Forwarded-For/-Proto/-Host only from the proxies the operator says are there.
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     return app
 
 

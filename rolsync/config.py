@@ -1,6 +1,7 @@
 """Settings from the environment, with embedded defaults for a single machine."""
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from pathlib import Path
@@ -128,6 +129,21 @@ def read_or_create_secret(path: Path, make) -> str:
     return value
 
 
+def refuse_unsafe_production(database_url: str, public_url: str) -> None:
+    """Stop a production start whose settings would be unsafe, saying which setting and what to do."""
+    if os.environ.get("FLASK_DEBUG", "").lower() in ("1", "true", "yes", "on"):
+        raise ConfigError("FLASK_DEBUG is on; the debugger runs any code a visitor sends, so production "
+                          "refuses it: unset FLASK_DEBUG")
+    if public_url.startswith("http://"):
+        raise ConfigError(f"ROLSYNC_PUBLIC_URL is {public_url}, plain HTTP; production sends passwords and "
+                          "session cookies only over HTTPS: use the https:// address of the reverse proxy")
+    if database_url.startswith("sqlite"):
+        # One machine with one web process and one worker works on SQLite; more is PostgreSQL's job.
+        logging.getLogger(__name__).warning(
+            "production on SQLite: fine for one web process and one worker on one machine; "
+            "set DATABASE_URL to PostgreSQL for more")
+
+
 def load_config(instance_path: str) -> dict:
     """Build the Flask config mapping from the environment.
 
@@ -153,6 +169,14 @@ def load_config(instance_path: str) -> dict:
     if database_url.startswith("postgresql://") or database_url.startswith("postgres://"):
         database_url = "postgresql+psycopg://" + database_url.split("://", 1)[1]
 
+    document_store = _choice("ROLSYNC_DOCUMENT_STORE", ("filesystem", "s3"), "filesystem")
+    s3_bucket = os.environ.get("ROLSYNC_S3_BUCKET", "").strip()
+    if document_store == "s3" and not s3_bucket:
+        raise ConfigError("ROLSYNC_DOCUMENT_STORE is s3 but ROLSYNC_S3_BUCKET is not set; name the bucket")
+    public_url = (os.environ.get("ROLSYNC_PUBLIC_URL") or "").rstrip("/")
+    if production:
+        refuse_unsafe_production(database_url, public_url)
+
     endpoints = _oauth_endpoints()
     return {
         "ENV_PRODUCTION": production,
@@ -164,6 +188,17 @@ def load_config(instance_path: str) -> dict:
         "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         "RQ_QUEUE": os.environ.get("ROLSYNC_QUEUE", "rolsync"),
         "DOCUMENT_ROOT": os.environ.get("ROLSYNC_DOCUMENT_ROOT") or str(instance / "documents"),
+        # Documents in an S3-compatible bucket instead, when several machines share the work.
+        "DOCUMENT_STORE": document_store,
+        "S3_BUCKET": s3_bucket,
+        "S3_ENDPOINT_URL": os.environ.get("ROLSYNC_S3_ENDPOINT_URL") or None,
+        "S3_PREFIX": os.environ.get("ROLSYNC_S3_PREFIX", ""),
+        # Where big attachments are spooled on their way to the bucket (this machine's disk).
+        "SPOOL_DIR": os.environ.get("ROLSYNC_SPOOL_DIR") or str(instance / "spool"),
+        # Log lines as plain text, or one JSON object each for a log shipper.
+        "LOG_FORMAT": _choice("ROLSYNC_LOG_FORMAT", ("text", "json"), "text"),
+        # How many reverse proxies in front of the panel set X-Forwarded-For/-Proto/-Host; 0: none, ignore them.
+        "TRUSTED_PROXIES": _int("ROLSYNC_TRUSTED_PROXIES", 0),
         # How much one import run may do before it hands over to the next run.
         "IMPORT_RUN_MESSAGES": _int("ROLSYNC_IMPORT_RUN_MESSAGES", 500),
         "IMPORT_FETCH_BATCH": _int("ROLSYNC_IMPORT_FETCH_BATCH", 200),
@@ -201,5 +236,5 @@ def load_config(instance_path: str) -> dict:
         "OAUTH_PROVIDERS": _oauth_providers(endpoints),
         # The panel's public address (https://crm.example.com) for the OAuth redirect URI, when the
         # request's own host is not what browsers use (a proxy that rewrites Host); empty: the request's.
-        "PUBLIC_URL": (os.environ.get("ROLSYNC_PUBLIC_URL") or "").rstrip("/"),
+        "PUBLIC_URL": public_url,
     }

@@ -29,7 +29,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from rolsync import notes
+from rolsync import logs, notes
 from rolsync.crypto import SecretBox
 from rolsync.documents import DocumentStore
 from rolsync.accounts import pause_account, record_auth_failure
@@ -256,9 +256,9 @@ class AccountImporter:
 
     @functools.cached_property
     def _spool_dir(self) -> Path:
-        """Where the parser writes big attachments: the document store's root, so storing one is a rename."""
-        self.store.root.mkdir(parents=True, exist_ok=True)
-        return self.store.root
+        """Where the parser writes big attachments: the store's spool folder (on disk its root: storing is a rename)."""
+        self.store.spool_dir.mkdir(parents=True, exist_ok=True)
+        return self.store.spool_dir
 
     # -- the run -------------------------------------------------------------
 
@@ -690,11 +690,14 @@ def import_account(
     session.commit()
     run_id = run.id
     try:
-        result = AccountImporter(
-            session, account, secrets=secrets, store=store, max_messages=max_messages,
-            fetch_batch=fetch_batch, timeout=timeout, progress=progress, deadline=deadline,
-            uidvalidity_limit=uidvalidity_limit,
-        ).run()
+        with logs.import_context(mailbox=account.id, run=run_id):
+            log.info("import run started")
+            result = AccountImporter(
+                session, account, secrets=secrets, store=store, max_messages=max_messages,
+                fetch_batch=fetch_batch, timeout=timeout, progress=progress, deadline=deadline,
+                uidvalidity_limit=uidvalidity_limit,
+            ).run()
+            log.info("import run finished: %s", result.as_json())
     except Exception as exc:
         session.rollback()
         run = session.get(ImportRun, run_id)

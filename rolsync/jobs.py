@@ -39,6 +39,7 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from rolsync import logs
 from rolsync.models import MailAccount, utcnow
 
 log = logging.getLogger(__name__)
@@ -141,7 +142,7 @@ def import_account_job(account_id: int, manual: bool = False) -> dict | Retry:
     from rolsync.extensions import db
 
     app = _get_app()
-    with app.app_context():
+    with app.app_context(), logs.import_context(mailbox=account_id):
         _after_fork(db)
         svc = services.get()
         job = get_current_job()

@@ -10,7 +10,7 @@ from rq import Queue
 
 from rolsync import oauth_clients
 from rolsync.crypto import SecretBox
-from rolsync.documents import DocumentStore
+from rolsync.documents import DocumentStore, store_from_config
 from rolsync.extensions import db
 from rolsync.oauth import OAuthProvider, endpoints_from_config, providers_from_config
 
@@ -26,7 +26,7 @@ class Services:
 
     @cached_property
     def documents(self) -> DocumentStore:
-        return DocumentStore(self.config["DOCUMENT_ROOT"])
+        return store_from_config(self.config)
 
     @cached_property
     def oauth_environment(self) -> dict[str, OAuthProvider]:

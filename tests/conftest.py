@@ -5,6 +5,10 @@ import asyncio
 import itertools
 import json
 import os
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,6 +131,78 @@ def sqlite_app(monkeypatch, tmp_path, sqlite_url):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+# -- S3: moto's S3 API server on loopback, for the shared document store ------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen | None = None, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the server exited with status {process.returncode} before listening")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "rolsync-test-key", "AWS_SECRET_ACCESS_KEY": "rolsync-test-secret",
+                  "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """moto's S3 API server, a process of its own on a loopback port (so it shares no memory with the tests)."""
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("s3") / "moto.log", "w")
+    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                               stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **S3_CREDENTIALS})
+    try:
+        wait_for_port(port, process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+@dataclass
+class S3Bucket:
+    endpoint_url: str
+    name: str
+    prefix: str
+
+    def client(self):
+        import boto3
+
+        return boto3.session.Session(aws_access_key_id=S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                                     aws_secret_access_key=S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                                     region_name=S3_CREDENTIALS["AWS_DEFAULT_REGION"]
+                                     ).client("s3", endpoint_url=self.endpoint_url)
+
+    def keys(self) -> list[str]:
+        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=self.prefix)
+        return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
+@pytest.fixture
+def s3_bucket(s3_server, monkeypatch) -> S3Bucket:
+    """A new bucket, and the app's settings pointing the document store at it; request it before `app`."""
+    bucket = S3Bucket(s3_server, f"rolsync-{uuid.uuid4().hex[:12]}", "documents/")
+    for key, value in {**S3_CREDENTIALS, "ROLSYNC_DOCUMENT_STORE": "s3", "ROLSYNC_S3_BUCKET": bucket.name,
+                       "ROLSYNC_S3_ENDPOINT_URL": s3_server, "ROLSYNC_S3_PREFIX": bucket.prefix}.items():
+        monkeypatch.setenv(key, value)
+    bucket.client().create_bucket(Bucket=bucket.name)
+    return bucket
 
 
 @dataclass

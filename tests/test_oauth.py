@@ -17,7 +17,7 @@ import pytest
 import requests
 from sqlalchemy import inspect, select, text
 
-from rolsync import jobs, oauth, services
+from rolsync import jobs, logs, oauth, services
 from rolsync.extensions import db
 from rolsync.models import ImportWarning, MailAccount, User
 from tests.conftest import load_crm, register_oauth_provider
@@ -117,8 +117,9 @@ def _our_logs(caplog) -> str:
     """What this process logged, less the stand-in provider's own server code (it may log what it issues)."""
     server_side = ("authlib.oauth2.rfc6749", "authlib.oauth2.rfc7009", "authlib.oauth2.rfc7636",
                    "authlib.oauth2.rfc7662", "authlib.integrations.flask_oauth2")
-    return "\n".join(f"{record.name} {record.getMessage()}" for record in caplog.records
-                     if not record.name.startswith(server_side))
+    # As shipped: the JSON line of each record, tracebacks included (a secret in an exception's text counts too).
+    formatter = logs.JsonFormatter()
+    return "\n".join(formatter.format(record) for record in caplog.records if not record.name.startswith(server_side))
 
 
 def _assert_no_secrets(secrets: list[str], *places: str) -> None:

@@ -124,7 +124,7 @@ def test_the_demo_starts_shows_the_product_and_stops_on_ctrl_c(browser):
 
         processes = _descendants(demo.pid)
         commands = [command for _started, command in processes.values()]
-        for expected in ("dovecot", "worker.py", "worker.py --schedule-only", "flask run"):
+        for expected in ("dovecot", "worker.py", "worker.py --scheduler-only", "flask run"):
             assert any(expected in command for command in commands), commands
 
         context = browser.new_context(base_url=url, accept_downloads=True)

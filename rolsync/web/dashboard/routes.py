@@ -10,6 +10,7 @@ from redis.exceptions import RedisError
 
 from rolsync import jobs, services
 from rolsync.extensions import db
+from rolsync.health import workers
 from rolsync.history import account_overview, imported_per_day, last_finished_run, outcomes
 from rolsync.status import job_state, next_scheduled_run
 from rolsync.warnings import open_count
@@ -25,7 +26,7 @@ def index():
     account = current_user.mail_account
     redis = services.get().redis
     now = datetime.now(timezone.utc)
-    overview, queue, owners = [], None, {}
+    overview, queue, owners, beats = [], None, {}, None
     if current_user.is_admin:
         for row in account_overview(db.session):
             overview.append((row, job_state(redis, row.account.id) if row.account else None))
@@ -33,6 +34,7 @@ def index():
                 owners[row.account.id] = row.user
         try:
             queue = jobs.queue_overview(services.get().queue)
+            beats = workers(redis, services.get().queue)
         except RedisError:
             current_app.logger.warning("cannot read the import queue", exc_info=True)
     return render_template(
@@ -43,4 +45,5 @@ def index():
         last_run=last_finished_run(db.session, account.id) if account else None,
         next_run=next_scheduled_run(account, current_app.config, now) if account else None,
         open_warnings=open_count(db.session, current_user), overview=overview, queue=queue, owners=owners,
+        workers=beats, now=now,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 import io
 
-from flask import abort, flash, redirect, render_template, request, send_file, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from rolsync import crm, services
@@ -24,6 +24,7 @@ from rolsync.records import (
 )
 from rolsync.warnings import open_warnings_for_address
 from rolsync.web.access import admin_required
+from rolsync.web.downloads import send_stored
 from rolsync.web.firstrun.forms import CrmUploadForm
 from rolsync.web.preferences.forms import sentence
 from rolsync.web.records import bp
@@ -135,9 +136,8 @@ def download(document_id: int):
         abort(404)
     content_type = document.content_type.lower().split(";")[0].strip()
     mimetype = content_type if content_type in SAFE_INLINE_TYPES else "application/octet-stream"
-    response = send_file(store.path_for(document.sha256), mimetype=mimetype, as_attachment=True,
-                         download_name=document.filename or f"document-{document.id}", max_age=0,
-                         etag=document.sha256)
+    response = send_stored(store, document.sha256, mimetype=mimetype,
+                           download_name=document.filename or f"document-{document.id}", etag=document.sha256)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response

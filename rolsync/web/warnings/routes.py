@@ -1,7 +1,7 @@
 """Warnings: list and filter; Attach to this record, Attach to all, Retry, Dismiss (one or many), Reopen."""
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, request, send_file, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -10,6 +10,7 @@ from rolsync import warnings as queue
 from rolsync.extensions import db
 from rolsync.models import User, WarningStatus
 from rolsync.web.access import actor
+from rolsync.web.downloads import send_stored
 from rolsync.web.warnings import bp
 from rolsync.web.warnings.forms import ActionForm, AttachForm, WarningFilterForm
 
@@ -194,7 +195,7 @@ def original(warning_id: int):
     store = services.get().documents
     if not warning.raw_sha256 or not store.exists(warning.raw_sha256):
         abort(404)
-    response = send_file(store.path_for(warning.raw_sha256), mimetype="message/rfc822", as_attachment=True,
-                         download_name=f"warning-{warning.id}.eml", max_age=0)
+    response = send_stored(store, warning.raw_sha256, mimetype="message/rfc822",
+                           download_name=f"warning-{warning.id}.eml")
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
