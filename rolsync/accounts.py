@@ -1,6 +1,7 @@
 """Users and their mailbox settings: validation shared by the CLI and the panel."""
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 
@@ -11,6 +12,10 @@ from sqlalchemy.orm import Session
 from rolsync.crypto import SecretBox
 from rolsync.mail.parse import normalise_address
 from rolsync.models import AuthMethod, ImportWarning, MailAccount, Role, User, WarningKind, WarningStatus
+
+log = logging.getLogger(__name__)
+audit_log = logging.getLogger("rolsync.audit")
+"""Who changed what, for operators: names and server addresses, never a secret."""
 
 MIN_PASSWORD_LENGTH = 8
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
@@ -62,8 +67,14 @@ def validate_ca_pem(pem: str) -> str:
     return pem.strip() + "\n"
 
 
-def configure_mailbox(session: Session, secrets: SecretBox, user: User, form: MailboxForm) -> MailAccount:
-    """Validate and save a user's mailbox settings; the password only encrypted."""
+def configure_mailbox(session: Session, secrets: SecretBox, user: User, form: MailboxForm,
+                      actor: str | None = None) -> MailAccount:
+    """Validate and save a user's mailbox settings; the password only encrypted.
+
+    Changing where the password goes (server, port, security, username, CA)
+    needs the password again; `actor` (who saves) goes to the audit log when
+    the server changes.
+    """
     host = form.host.strip().lower()
     if not _HOSTNAME.match(host):
         raise AccountError(f"{form.host!r} is not a server name such as imap.example.com", "host")
@@ -85,6 +96,14 @@ def configure_mailbox(session: Session, secrets: SecretBox, user: User, form: Ma
     elif account.uses_oauth and not form.password:
         raise AccountError("the mailbox is connected with " + (account.oauth_provider or "OAuth").capitalize()
                            + "; enter its password to sign in with a password instead", "password")
+    before = _destination(account)
+    after = (host, int(form.port), form.security, username, ca_pem)
+    if account.id is not None and before != after and not form.password:
+        # The stored password may only ever go to the server it was typed for: whoever re-points a
+        # mailbox (an admin, or someone holding its owner's session) must know the password too.
+        raise AccountError("enter the mailbox password again to change the server, port, security, username or "
+                           "CA certificate: the saved password is only ever sent to the server it was saved for",
+                           "password")
     credentials_changed = (account.host, account.username) != (host, username) or bool(form.password)
     account.host = host
     account.port = int(form.port)
@@ -100,7 +119,21 @@ def configure_mailbox(session: Session, secrets: SecretBox, user: User, form: Ma
         if account.id is not None:
             resume_account(session, account)
     session.flush()
+    if before != after:
+        audit_log.info("mailbox server of %s set by %s: %s -> %s:%s (%s, username %s%s)", user.email,
+                       actor or "unknown", _server_text(before), host, form.port, form.security, username,
+                       ", company CA" if ca_pem else "")
     return account
+
+
+def _destination(account: MailAccount) -> tuple:
+    """Where the account's secret goes: (host, port, security, username, CA)."""
+    return (account.host, account.port, account.security, account.username, account.ca_pem)
+
+
+def _server_text(destination: tuple) -> str:
+    host, port = destination[0], destination[1]
+    return f"{host}:{port}" if host else "(none)"
 
 
 def _sign_in_with_password(account: MailAccount) -> None:

@@ -104,6 +104,7 @@ def configure_mail(email, host, port, security, username, password_stdin, ca_fil
             db.session, services.get().secrets, _user(email),
             accounts.MailboxForm(host=host, port=port, security=security, username=username,
                                  password=password, ca_pem=ca_pem),
+            actor="flask mail configure",
         )
     except accounts.AccountError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -94,6 +94,31 @@ def test_a_blank_password_keeps_the_stored_one(app, user, mailbox):
     assert _account(user.id).password_encrypted == stored
 
 
+@pytest.mark.parametrize("changes", [
+    {"host": "localhost"}, {"port": "1993"}, {"security": "starttls"}, {"username": "someone-else@acme-recruit.com"},
+    {"ca_pem": ""},
+])
+def test_re_pointing_a_saved_mailbox_needs_the_password_again(app, user, admin, mailbox, changes, caplog):
+    """The saved password goes only to the server it was typed for, whoever edits the mailbox."""
+    user.client.post("/preferences/mailbox", data=_form(mailbox))
+    stored = _account(user.id)
+    before = (stored.host, stored.port, stored.security, stored.username, stored.ca_pem, stored.password_encrypted)
+    for client, url in ((user.client, "/preferences/mailbox"), (admin.client, f"/users/{user.id}/preferences/mailbox")):
+        response = client.post(url, data=_form(mailbox, password="", **changes))
+        assert response.status_code == 422
+        assert "Enter the mailbox password again to change the server" in response.get_data(as_text=True)
+        account = _account(user.id)
+        assert (account.host, account.port, account.security, account.username, account.ca_pem,
+                account.password_encrypted) == before
+    # With the password, the change is saved, and the audit log names who made it (never the password).
+    caplog.set_level("INFO", logger="rolsync.audit")
+    response = admin.client.post(f"/users/{user.id}/preferences/mailbox", data=_form(mailbox, **changes))
+    assert response.status_code == 302
+    audit = [r.getMessage() for r in caplog.records if r.name == "rolsync.audit"]
+    assert any(admin.email in line and user.email in line for line in audit), audit
+    assert not any(mailbox["password"] in line for line in audit)
+
+
 def test_a_new_mailbox_needs_a_password(app, user, mailbox):
     response = user.client.post("/preferences/mailbox", data=_form(mailbox, password=""))
     assert response.status_code == 422

@@ -21,7 +21,7 @@ from rolsync.importer import settings_for
 from rolsync.mail.imap import test_connection
 from rolsync.models import ImportRun, MailAccount, User
 from rolsync.status import JobState, describe_interval, job_state, next_scheduled_run, schedule_interval
-from rolsync.web.access import subject_user
+from rolsync.web.access import actor, subject_user
 from rolsync.web.preferences import bp
 from rolsync.web.preferences.forms import ChangePasswordForm, ImportNowForm, MailboxSettingsForm, sentence
 from rolsync.web.preferences.presets import PRESETS, provider_for, with_preset
@@ -87,7 +87,7 @@ def save_mailbox(user_id: int | None = None):
         return _render(user, form, 422)
     svc = services.get()
     try:
-        account = configure_mailbox(db.session, svc.secrets, user, form.to_input())
+        account = configure_mailbox(db.session, svc.secrets, user, form.to_input(), actor=actor())
     except AccountError as exc:
         db.session.rollback()
         field = getattr(form, exc.field, None) if exc.field else None
