@@ -208,11 +208,18 @@ def import_rules(file) -> None:
         data = json.load(file)
     except json.JSONDecodeError as exc:
         raise click.ClickException(f"{file.name} is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise click.ClickException(f"{file.name} nests too deeply to be a rule set; the rule set was not changed"
+                                   ) from exc
     try:
         version = save_version(db.session, data, author="flask rules import", comment=f"imported from {file.name}")
     except RuleSetInvalid as exc:
         db.session.rollback()
         raise click.ClickException(f"the rule set was not changed: {exc}") from exc
+    except RecursionError as exc:
+        db.session.rollback()
+        raise click.ClickException(f"{file.name} nests too deeply to be a rule set; the rule set was not changed"
+                                   ) from exc
     db.session.commit()
     click.echo(f"Rule set version {version.version} is now active")
 

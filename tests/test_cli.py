@@ -74,6 +74,16 @@ def test_rules_round_trip_and_a_bad_file_changes_nothing(app, tmp_path):
     assert db.session.scalar(select(func.count()).select_from(RuleSetVersion)) == 1
 
 
+def test_rules_import_of_deeply_nested_json_is_a_one_line_error(app, tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    result = run(app, "rules", "import", str(path))
+    assert result.exit_code == 1
+    assert "nests too deeply" in result.output
+    assert "Traceback" not in result.output and not isinstance(result.exception, RecursionError)
+    assert db.session.scalar(select(func.count()).select_from(RuleSetVersion)) == 0
+
+
 def test_mail_configure_refuses_bad_values_with_a_message(sqlite_app, tmp_path):
     run(sqlite_app, "users", "create", "jo@agency.example", "--password-stdin", input="password-123\n")
     base = ["mail", "configure", "jo@agency.example", "--username", "jo@agency.example", "--password-stdin"]

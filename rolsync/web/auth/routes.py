@@ -34,8 +34,10 @@ def _limiters() -> tuple[RateLimiter, RateLimiter]:
 
 
 def _safe_next(target: str | None) -> str | None:
-    """Only a path on this site: never another host (an open redirect)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Only a path on this site: never another host (an open redirect), nothing a header cannot carry."""
+    if not target or len(target) > 2000 or not target.isprintable() or not target.isascii():
+        return None  # a CR or LF would split the Location header; the safe answer is the default page
+    if not target.startswith("/") or target.startswith("//") or "\\" in target or " " in target:
         return None
     parts = urlsplit(target)
     return target if not parts.scheme and not parts.netloc else None

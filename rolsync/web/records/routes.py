@@ -134,5 +134,7 @@ def download(document_id: int):
                          download_name=document.filename or f"document-{document.id}", max_age=0,
                          etag=document.sha256)
     response.headers["X-Content-Type-Options"] = "nosniff"
+    # Mail content: never kept by a browser's or a proxy's cache.
+    response.headers["Cache-Control"] = "no-store, private"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
