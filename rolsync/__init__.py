@@ -18,6 +18,15 @@ def create_app(test_config: dict | None = None) -> Flask:
     if test_config:
         app.config.from_mapping(test_config)
 
+    proxies = app.config.get("TRUSTED_PROXIES", 0)
+    if proxies:
+        # Only behind a proxy the operator named: otherwise X-Forwarded-For is whatever a client typed,
+        # and the sign-in limit per client address would be a limit per made-up header.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies,  # type: ignore[method-assign]
+                                x_host=proxies)
+
     from rolsync import redact
     from rolsync.extensions import csrf, db, login_manager, migrate
 

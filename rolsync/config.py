@@ -189,4 +189,12 @@ def load_config(instance_path: str) -> dict:
         # The panel's public address (https://crm.example.com) for the OAuth redirect URI, when the
         # request's own host is not what browsers use (a proxy that rewrites Host); empty: the request's.
         "PUBLIC_URL": (os.environ.get("ROLSYNC_PUBLIC_URL") or "").rstrip("/"),
+        # How many reverse proxies in front of the panel set X-Forwarded-For/-Proto/-Host; 0: trust none.
+        "TRUSTED_PROXIES": _int("ROLSYNC_TRUSTED_PROXIES", 0),
+        # Sign-in limits (see rolsync.web.auth.routes.SignInLimits).
+        "LOGIN_MAX_FAILURES": _int("ROLSYNC_LOGIN_MAX_FAILURES", 5),
+        "LOGIN_MAX_FAILURES_PER_IP": _int("ROLSYNC_LOGIN_MAX_FAILURES_PER_IP", 30),
+        "LOGIN_FAILURE_WINDOW_SECONDS": _int("ROLSYNC_LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60),
+        "LOGIN_ACCOUNT_FAILURES_BEFORE_DELAY": _int("ROLSYNC_LOGIN_ACCOUNT_FAILURES_BEFORE_DELAY", 10),
+        "LOGIN_MAX_DELAY_SECONDS": _int("ROLSYNC_LOGIN_MAX_DELAY_SECONDS", 60),
     }

@@ -20,8 +20,10 @@ from rolsync.history import last_finished_run, recent_runs
 from rolsync.importer import settings_for
 from rolsync.mail.imap import test_connection
 from rolsync.models import ImportRun, MailAccount, User
+from rolsync.ratelimit import Limit, RateLimiter
 from rolsync.status import JobState, describe_interval, job_state, next_scheduled_run, schedule_interval
 from rolsync.web.access import actor, subject_user
+from rolsync.web.auth.routes import too_many_attempts
 from rolsync.web.preferences import bp
 from rolsync.web.preferences.forms import ChangePasswordForm, ImportNowForm, MailboxSettingsForm, sentence
 from rolsync.web.preferences.presets import PRESETS, provider_for, with_preset
@@ -157,6 +159,14 @@ def import_now(user_id: int | None = None):
     return redirect(page_url(user, "import"))
 
 
+def current_password_limiter() -> RateLimiter:
+    """Tries of the current password on the password page, per user, shared through Redis."""
+    config = current_app.config
+    namespace = config.get("RATELIMIT_NAMESPACE") or config["RQ_QUEUE"]
+    return RateLimiter(services.get().redis, f"{namespace}:current-password",
+                       Limit(config.get("LOGIN_MAX_FAILURES", 5), config.get("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60)))
+
+
 def _run_json(run: ImportRun | None) -> dict | None:
     """An ImportRun for the status endpoint."""
     if run is None:
@@ -185,6 +195,12 @@ def password():
     """Change one's own password; other sessions of this user end."""
     form = ChangePasswordForm()
     if form.validate_on_submit():
+        # The current-password check is a password oracle for whoever holds the session: limited like sign-in.
+        limiter = current_password_limiter()
+        wait = limiter.attempt(str(current_user.id))
+        if wait:
+            form.form_errors.append(too_many_attempts(wait))
+            return render_template("preferences/password.html", form=form), 429
         try:
             change_own_password(db.session, current_user, form.current_password.data, form.new_password.data)
         except AccountError as exc:
@@ -196,6 +212,7 @@ def password():
                 form.form_errors.append(sentence(str(exc)))
             return render_template("preferences/password.html", form=form), 422
         db.session.commit()
+        limiter.reset(str(current_user.id))
         session["password_fp"] = password_fingerprint(current_user)  # this session stays signed in
         flash("Your password was changed.", "success")
         return redirect(url_for("preferences.index"))
