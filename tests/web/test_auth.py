@@ -74,7 +74,6 @@ def test_forty_parallel_wrong_passwords_are_all_counted_and_none_slips_past(app)
     """The limit counts before it checks: a burst cannot try more passwords than the limit allows."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from rolsync import services
     from rolsync.web.auth.routes import SignInLimits
 
     user = add_user(app)
