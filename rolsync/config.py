@@ -191,6 +191,9 @@ def load_config(instance_path: str) -> dict:
         "PUBLIC_URL": (os.environ.get("ROLSYNC_PUBLIC_URL") or "").rstrip("/"),
         # How many reverse proxies in front of the panel set X-Forwarded-For/-Proto/-Host; 0: trust none.
         "TRUSTED_PROXIES": _int("ROLSYNC_TRUSTED_PROXIES", 0),
+        # A panel session ends after this long without a request, and this long after sign-in whatever happens.
+        "SESSION_IDLE_MINUTES": _int("ROLSYNC_SESSION_IDLE_MINUTES", 120),
+        "SESSION_MAX_HOURS": _int("ROLSYNC_SESSION_MAX_HOURS", 12),
         # Sign-in limits (see rolsync.web.auth.routes.SignInLimits).
         "LOGIN_MAX_FAILURES": _int("ROLSYNC_LOGIN_MAX_FAILURES", 5),
         "LOGIN_MAX_FAILURES_PER_IP": _int("ROLSYNC_LOGIN_MAX_FAILURES_PER_IP", 30),

@@ -14,6 +14,7 @@ from werkzeug.routing import IntegerConverter
 from rolsync.extensions import db, login_manager
 from rolsync.models import User
 from rolsync.warnings import open_count
+from rolsync.web import sessions
 
 PUBLIC_ENDPOINTS = frozenset({"auth.login", "static"})
 """The only endpoints a signed-out visitor reaches; everything else sends them to sign in."""
@@ -102,6 +103,12 @@ def init_web(app: Flask) -> None:
             return None
         if not current_user.is_authenticated:
             return login_manager.unauthorized()
+        if not sessions.is_valid(db.session, current_user):
+            # Signed out elsewhere, idle too long, or past its lifetime: the cookie alone is not enough.
+            logout_user()
+            session.clear()
+            flash("Your session has ended. Sign in again.", "info")
+            return redirect(url_for("auth.login"))
         if session.get("password_fp") != password_fingerprint(current_user):
             # The password changed (or an admin reset it) after this session began.
             logout_user()

@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
+from sqlalchemy import select
+
 from rolsync.extensions import db
 from rolsync.models import User
 from tests.web.conftest import PASSWORD, add_user, sign_in
@@ -190,6 +192,60 @@ def test_sign_out_is_a_post_and_ends_the_session(app, client):
     response = client.post("/logout", follow_redirects=True)
     assert "You are signed out." in response.get_data(as_text=True)
     assert client.get("/").status_code == 302
+
+
+def _copy_of(app, client):
+    """Another browser holding a copy of `client`'s session cookie (as a thief would)."""
+    thief = app.test_client()
+    cookie = client.get_cookie("rolsync_session")
+    thief.set_cookie("rolsync_session", cookie.value)
+    return thief
+
+
+def test_a_copied_cookie_is_refused_after_sign_out(app, client):
+    user = add_user(app)
+    sign_in(client, user.email)
+    thief = _copy_of(app, client)
+    assert thief.get("/preferences").status_code == 200  # the copy works while the session is open
+    client.post("/logout")
+    refused = thief.get("/preferences")
+    assert refused.status_code == 302 and urlsplit(refused.location).path == "/login"
+    assert thief.get("/preferences").status_code == 302
+
+
+def test_a_session_ends_after_the_idle_timeout_and_the_lifetime(app, client):
+    from datetime import timedelta
+
+    from rolsync.models import UserSession
+
+    user = add_user(app)
+    sign_in(client, user.email)
+    row = db.session.scalar(select(UserSession).where(UserSession.user_id == user.id))
+    row.last_seen_at -= timedelta(minutes=app.config["SESSION_IDLE_MINUTES"] + 1)
+    db.session.commit()
+    ended = client.get("/preferences", follow_redirects=True)
+    assert "Your session has ended. Sign in again." in ended.get_data(as_text=True)
+
+    sign_in(client, user.email)
+    assert client.get("/preferences").status_code == 200
+    row = db.session.scalar(select(UserSession).where(UserSession.user_id == user.id))
+    row.created_at -= timedelta(hours=app.config["SESSION_MAX_HOURS"], minutes=1)
+    db.session.commit()
+    assert client.get("/preferences").status_code == 302  # busy all along, but past its lifetime
+
+
+def test_changing_ones_password_ends_the_other_sessions_on_the_server(app, user):
+    other_browser = app.test_client()
+    sign_in(other_browser, user.email)
+    response = user.client.post("/preferences/password", data={
+        "current_password": PASSWORD, "new_password": "new-password-12345", "confirm": "new-password-12345"})
+    assert response.status_code == 302
+    assert user.client.get("/preferences").status_code == 200  # this one stays signed in
+    assert other_browser.get("/preferences").status_code == 302
+    from rolsync.models import UserSession
+
+    db.session.expire_all()
+    assert len(db.session.scalars(select(UserSession).where(UserSession.user_id == user.id)).all()) == 1
 
 
 def test_a_password_reset_ends_the_other_sessions(app, admin):

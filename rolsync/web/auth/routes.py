@@ -15,6 +15,7 @@ from rolsync.extensions import db
 from rolsync.mail.parse import normalise_address
 from rolsync.models import User, utcnow
 from rolsync.ratelimit import Gate, Limit, RateLimiter
+from rolsync.web import sessions
 from rolsync.web.auth import bp
 from rolsync.web.auth.forms import LoginForm, LogoutForm
 from rolsync.web.setup import password_fingerprint
@@ -126,6 +127,7 @@ def login():
                 else:
                     session.clear()  # a fresh session: nothing carried over from before sign-in
                     login_user(user)
+                    sessions.start(db.session, user)
                     session["password_fp"] = password_fingerprint(user)
                     user.last_login_at = utcnow()
                     db.session.commit()
@@ -143,6 +145,8 @@ def logout():
     """Sign out (a POST with a CSRF token, so another site cannot sign you out)."""
     form = LogoutForm()
     if form.validate_on_submit():
+        sessions.end(db.session)  # on the server: a copy of the cookie is refused from now on
+        db.session.commit()
         logout_user()
         session.clear()
         flash("You are signed out.", "info")

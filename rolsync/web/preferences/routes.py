@@ -22,6 +22,7 @@ from rolsync.mail.imap import test_connection
 from rolsync.models import ImportRun, MailAccount, User
 from rolsync.ratelimit import Limit, RateLimiter
 from rolsync.status import JobState, describe_interval, job_state, next_scheduled_run, schedule_interval
+from rolsync.web import sessions
 from rolsync.web.access import actor, subject_user
 from rolsync.web.auth.routes import too_many_attempts
 from rolsync.web.preferences import bp
@@ -211,6 +212,7 @@ def password():
             else:
                 form.form_errors.append(sentence(str(exc)))
             return render_template("preferences/password.html", form=form), 422
+        sessions.end_others(db.session, current_user)
         db.session.commit()
         limiter.reset(str(current_user.id))
         session["password_fp"] = password_fingerprint(current_user)  # this session stays signed in
