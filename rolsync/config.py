@@ -20,6 +20,17 @@ def _int(name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, got {value!r}") from exc
 
 
+def _bool(name: str, default: bool) -> bool:
+    value = (os.environ.get(name) or "").strip().lower()
+    if not value:
+        return default
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+
 def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:
     value = os.environ.get(name) or default
     if value not in allowed:
@@ -191,6 +202,13 @@ def load_config(instance_path: str) -> dict:
         "PUBLIC_URL": (os.environ.get("ROLSYNC_PUBLIC_URL") or "").rstrip("/"),
         # How many reverse proxies in front of the panel set X-Forwarded-For/-Proto/-Host; 0: trust none.
         "TRUSTED_PROXIES": _int("ROLSYNC_TRUSTED_PROXIES", 0),
+        # Mail servers on loopback or private addresses: refused in production unless allowed by name or network.
+        "IMAP_ALLOW_PRIVATE": _bool("ROLSYNC_IMAP_ALLOW_PRIVATE", not production),
+        "IMAP_ALLOWED_HOSTS": os.environ.get("ROLSYNC_IMAP_ALLOWED_HOSTS", ""),
+        # Test Connection: how many per user in a window, and how long one may take in all.
+        "TEST_CONNECTION_MAX_PER_WINDOW": _int("ROLSYNC_TEST_CONNECTION_MAX", 10),
+        "TEST_CONNECTION_WINDOW_SECONDS": _int("ROLSYNC_TEST_CONNECTION_WINDOW_SECONDS", 10 * 60),
+        "TEST_CONNECTION_DEADLINE": _int("ROLSYNC_TEST_CONNECTION_DEADLINE", 25),
         # A panel session ends after this long without a request, and this long after sign-in whatever happens.
         "SESSION_IDLE_MINUTES": _int("ROLSYNC_SESSION_IDLE_MINUTES", 120),
         "SESSION_MAX_HOURS": _int("ROLSYNC_SESSION_MAX_HOURS", 12),

@@ -12,6 +12,8 @@ from rolsync import oauth_clients
 from rolsync.crypto import SecretBox
 from rolsync.documents import DocumentStore
 from rolsync.extensions import db
+from rolsync.config import ConfigError
+from rolsync.mail.hosts import HostPolicy, PolicyError
 from rolsync.oauth import OAuthProvider, endpoints_from_config, providers_from_config
 
 
@@ -49,6 +51,15 @@ class Services:
                                               self.secrets)
 
     @cached_property
+    def host_policy(self) -> HostPolicy:
+        """Where mail servers may be (ROLSYNC_IMAP_ALLOW_PRIVATE, ROLSYNC_IMAP_ALLOWED_HOSTS)."""
+        try:
+            return HostPolicy.from_settings(self.config.get("IMAP_ALLOW_PRIVATE", True),
+                                            self.config.get("IMAP_ALLOWED_HOSTS", ""))
+        except PolicyError as exc:
+            raise ConfigError(f"ROLSYNC_IMAP_ALLOWED_HOSTS: {exc}") from exc
+
+    @cached_property
     def redis(self) -> Redis:
         # Connections are opened on first use, not here: nothing connects at start-up.
         return Redis.from_url(self.config["REDIS_URL"])
@@ -67,6 +78,7 @@ def init_app(app: Flask) -> None:
     services.secrets
     services.oauth_environment
     services.oauth_endpoints
+    services.host_policy
 
 
 def get() -> Services:

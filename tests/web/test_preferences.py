@@ -119,6 +119,37 @@ def test_re_pointing_a_saved_mailbox_needs_the_password_again(app, user, admin, 
     assert not any(mailbox["password"] in line for line in audit)
 
 
+def test_test_connection_to_loopback_is_refused_under_the_production_policy(app, user, mailbox):
+    """127.0.0.1 is the suite's Dovecot: fine by the development default, refused by production's."""
+    response = user.client.post("/preferences/mailbox", data=_form(mailbox), follow_redirects=True)
+    assert "Mailbox connection successful" in response.get_data(as_text=True)
+
+    from rolsync.mail.hosts import HostPolicy
+
+    services.get().__dict__["host_policy"] = HostPolicy.from_settings(False, "")  # ROLSYNC_ENV=production
+    html = user.client.post("/preferences/test", follow_redirects=True).get_data(as_text=True)
+    assert "not allowed to connect to this mail server" in html
+    assert "Mailbox connection successful" not in html
+    # An admin's allowlist lets the on-premises server through again.
+    services.get().__dict__["host_policy"] = HostPolicy.from_settings(False, f"{mailbox['host']}/32")
+    html = user.client.post("/preferences/test", follow_redirects=True).get_data(as_text=True)
+    assert "Mailbox connection successful" in html
+
+
+def test_test_connection_is_rate_limited_per_user(app, user, other_user, mailbox):
+    app.config["TEST_CONNECTION_MAX_PER_WINDOW"] = 2
+    from rolsync.mail.hosts import HostPolicy
+
+    # Refused before any network traffic: the limit is what is under test, not Dovecot.
+    services.get().__dict__["host_policy"] = HostPolicy.from_settings(False, "")
+    user.client.post("/preferences/mailbox", data=_form(mailbox))
+    user.client.post("/preferences/test")
+    html = user.client.post("/preferences/test", follow_redirects=True).get_data(as_text=True)
+    assert "Too many connection tests. Try again in 10 minutes." in html
+    other = other_user.client.post("/preferences/mailbox", data=_form(mailbox), follow_redirects=True)
+    assert "not allowed to connect" in other.get_data(as_text=True)  # another user has a limit of their own
+
+
 def test_a_new_mailbox_needs_a_password(app, user, mailbox):
     response = user.client.post("/preferences/mailbox", data=_form(mailbox, password=""))
     assert response.status_code == 422
