@@ -17,7 +17,20 @@ log = logging.getLogger(__name__)
 audit_log = logging.getLogger("rolsync.audit")
 """Who changed what, for operators: names and server addresses, never a secret."""
 
-MIN_PASSWORD_LENGTH = 8
+MIN_PASSWORD_LENGTH = 12
+
+_COMMON_PASSWORDS = frozenset("""
+password passw0rd p@ssword p@ssw0rd pass passwort motdepasse contrasena wachtwoord admin administrator root
+letmein welcome iloveyou monkey dragon master sunshine princess football baseball superman batman trustno1
+qwerty qwertz azerty asdf asdfgh asdfghjkl zxcvbn zxcvbnm abc abcd abcdef abcdefgh changeme secret login
+default guest test testing user rolsync recruit recruiter recruitment crm summer winter spring autumn hello
+shadow michael jennifer charlie starwars whatever freedom mustang access computer internet company
+""".split())
+"""Passwords (with any digits or symbols after them: password-123, Welcome2024!) that lists of guesses try first."""
+
+_SEQUENCES = ("0123456789012345678901234567890", "9876543210987654321098765432109", "abcdefghijklmnopqrstuvwxyz",
+              "qwertyuiopasdfghjklzxcvbnm", "1q2w3e4r5t6y7u8i9o0p", "qwertzuiopasdfghjklyxcvbnm",
+              "azertyuiopqsdfghjklmwxcvbn")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 
 
@@ -35,8 +48,7 @@ def create_user(session: Session, email: str, password: str, *, name: str = "", 
         raise AccountError(f"{email!r} is not an e-mail address", "email")
     if session.scalar(select(User.id).where(User.email == address)) is not None:
         raise AccountError(f"a user with the e-mail {address} already exists", "email")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise AccountError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters", "password")
+    _check_new_password(password, address)
     user = User(email=address, name=name.strip(), role=role.value)
     user.set_password(password)
     session.add(user)
@@ -197,9 +209,18 @@ def record_auth_failure(session: Session, account: MailAccount, limit: int) -> N
 # -- managing users (the panel's Users page and Preferences) -------------------------------------
 
 
-def _check_new_password(password: str) -> None:
+def _check_new_password(password: str, email: str = "") -> None:
+    """Refuse what a guesser tries first: short, common, a keyboard run or one repeated character, the e-mail."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise AccountError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters", "password")
+    lowered = password.lower()
+    base = lowered.rstrip("0123456789!@#$%^&*()-_=+.,;:?~ ").lstrip("0123456789!@#$%^&*()-_=+.,;:?~ ")
+    address = email.strip().lower()
+    local_part = address.split("@", 1)[0]
+    if (base in _COMMON_PASSWORDS or len(set(lowered)) <= 2 or any(lowered in run for run in _SEQUENCES)
+            or (address and (lowered == address or base in (address, local_part)))):
+        raise AccountError("this password is among the first ones guessers try; choose a longer, less "
+                           "predictable one (a few unrelated words work well)", "password")
 
 
 def _other_active_admins(session: Session, user: User) -> int:
@@ -225,7 +246,7 @@ def update_user(session: Session, user: User, *, name: str, role: Role, active: 
 
 def reset_password(session: Session, user: User, password: str) -> None:
     """Set a new password for a user (an admin's reset); their other sessions end."""
-    _check_new_password(password)
+    _check_new_password(password, user.email)
     user.set_password(password)
     session.flush()
 
@@ -234,6 +255,6 @@ def change_own_password(session: Session, user: User, current: str, new: str) ->
     """A user changes their own password, proving they know the current one."""
     if not user.check_password(current):
         raise AccountError("the current password is not right", "current_password")
-    _check_new_password(new)
+    _check_new_password(new, user.email)
     user.set_password(new)
     session.flush()

@@ -6,6 +6,10 @@ import secrets
 from pathlib import Path
 
 
+MIN_SECRET_KEY_LENGTH = 32
+"""SECRET_KEY signs the session cookies: a short one can be guessed offline from any cookie."""
+
+
 class ConfigError(RuntimeError):
     """A setting is missing or wrong; the message says which and how to fix it."""
 
@@ -153,6 +157,10 @@ def load_config(instance_path: str) -> dict:
     encryption_keys = os.environ.get("ROLSYNC_ENCRYPTION_KEYS")
     if production and not secret_key:
         raise ConfigError("SECRET_KEY is not set; production needs a long random value in the environment")
+    if production and len(secret_key or "") < MIN_SECRET_KEY_LENGTH:
+        raise ConfigError(f"SECRET_KEY is {len(secret_key or '')} characters long; production needs at least "
+                          f"{MIN_SECRET_KEY_LENGTH} random ones (python -c \"import secrets; "
+                          "print(secrets.token_urlsafe(48))\")")
     if production and not encryption_keys:
         raise ConfigError(
             "ROLSYNC_ENCRYPTION_KEYS is not set; production needs one or more Fernet keys "

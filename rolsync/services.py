@@ -24,7 +24,8 @@ class Services:
 
     @cached_property
     def secrets(self) -> SecretBox:
-        return SecretBox.from_config(self.config.get("ROLSYNC_ENCRYPTION_KEYS"), self.instance_path)
+        return SecretBox.from_config(self.config.get("ROLSYNC_ENCRYPTION_KEYS"), self.instance_path,
+                                     stored_secrets=_stored_secrets)
 
     @cached_property
     def documents(self) -> DocumentStore:
@@ -70,12 +71,27 @@ class Services:
                      default_timeout=self.config["IMPORT_JOB_TIMEOUT"])
 
 
+def _stored_secrets() -> int:
+    """Secrets in the database, or 0 when it has no tables yet (asked only when the key file is missing)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from rolsync.stored_secrets import count_stored
+
+    try:
+        return count_stored(db.session)
+    except SQLAlchemyError:
+        db.session.rollback()
+        return 0
+
+
 def init_app(app: Flask) -> None:
     services = Services(app.config, app.instance_path)
     app.extensions["rolsync"] = services
     # Fail at start-up, not at the first import, when the keys (or a provider's CA file) are unusable.
-    # (Nothing here reads the database: `flask db upgrade` builds the app before the tables exist.)
-    services.secrets
+    # (The database is read only when the key file is missing; `flask db upgrade` builds the app before
+    # the tables exist, which counts as nothing stored.)
+    with app.app_context():
+        services.secrets
     services.oauth_environment
     services.oauth_endpoints
     services.host_policy

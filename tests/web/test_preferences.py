@@ -317,7 +317,7 @@ def test_changing_ones_password(app, user):
         as_text=True)
     short = user.client.post("/preferences/password", data={
         "current_password": PASSWORD, "new_password": "short", "confirm": "short"})
-    assert short.status_code == 422 and "at least 8 characters" in short.get_data(as_text=True)
+    assert short.status_code == 422 and "at least 12 characters" in short.get_data(as_text=True)
 
     done = user.client.post("/preferences/password", data={
         "current_password": PASSWORD, "new_password": "new-password-123", "confirm": "new-password-123"})
