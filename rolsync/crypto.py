@@ -32,7 +32,7 @@ class SecretBox:
 
     @classmethod
     def from_config(cls, configured: str | None, instance_path: str,
-                    stored_secrets: Callable[[], int] = lambda: 0) -> "SecretBox":
+                    stored_secrets: Callable[[], int] = lambda: 0) -> SecretBox:
         """The keys from the environment, else the instance folder's key, made on first use.
 
         A missing key file is made only when nothing is stored encrypted yet

@@ -9,10 +9,10 @@ from redis import Redis
 from rq import Queue
 
 from rolsync import oauth_clients
+from rolsync.config import ConfigError
 from rolsync.crypto import SecretBox
 from rolsync.documents import DocumentStore
 from rolsync.extensions import db
-from rolsync.config import ConfigError
 from rolsync.mail.hosts import HostPolicy, PolicyError
 from rolsync.oauth import OAuthProvider, endpoints_from_config, providers_from_config
 

@@ -94,8 +94,8 @@ class HostPolicy:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
         except (OSError, UnicodeError) as exc:
             raise classify(exc if isinstance(exc, OSError) else socket.gaierror(str(exc))) from exc
-        addresses = list(dict.fromkeys((family, str(sockaddr[0]).split("%", 1)[0]) for family, _, _, _, sockaddr
-                                       in infos))
+        addresses: list[tuple[int, str]] = list(dict.fromkeys(
+            (int(family), str(sockaddr[0]).split("%", 1)[0]) for family, _, _, _, sockaddr in infos))
         if self.name_allowed(host):
             return addresses
         for _, text in addresses:

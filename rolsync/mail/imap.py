@@ -43,7 +43,6 @@ from imapclient import IMAPClient, SocketTimeout
 from imapclient import imap4 as _imapclient_plain
 from imapclient import tls as _imapclient_tls
 
-from rolsync.mail.hosts import HostPolicy, connect_to
 from rolsync.mail.errors import (
     PLAINTEXT_REPLY_REASONS,
     STARTTLS_PORT_HINT,
@@ -62,6 +61,7 @@ from rolsync.mail.errors import (
     classify_server_text,
     classify_tls,
 )
+from rolsync.mail.hosts import HostPolicy, connect_to
 
 SUCCESS_MESSAGE = "Mailbox connection successful"
 """The sentence shown when the connection test passes (CONTRACT §2 and §3)."""

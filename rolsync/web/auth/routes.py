@@ -48,7 +48,7 @@ class SignInLimits:
     max_delay: int
 
     @classmethod
-    def from_config(cls, config) -> "SignInLimits":
+    def from_config(cls, config) -> SignInLimits:
         window = config.get("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60)
         # The queue name tells deployments (and test runs) sharing one Redis apart.
         namespace = config.get("RATELIMIT_NAMESPACE") or config["RQ_QUEUE"]
