@@ -72,16 +72,22 @@ class Services:
 
 
 def _stored_secrets() -> int:
-    """Secrets in the database, or 0 when it has no tables yet (asked only when the key file is missing)."""
+    """Secrets in the database, 0 when it has no tables yet (asked only when the key file is missing).
+
+    A database that cannot be reached is not taken for an empty one: a new key
+    made then could not read what it holds.
+    """
+    from sqlalchemy import inspect
     from sqlalchemy.exc import SQLAlchemyError
 
     from rolsync.stored_secrets import count_stored
 
     try:
-        return count_stored(db.session)
-    except SQLAlchemyError:
-        db.session.rollback()
-        return 0
+        return count_stored(db.session, set(inspect(db.engine).get_table_names()))
+    except SQLAlchemyError as exc:
+        raise ConfigError("the encryption key file is missing and the database cannot be read to check whether "
+                          f"secrets are stored under the old key ({type(exc).__name__}); start the database, or "
+                          "set ROLSYNC_ENCRYPTION_KEYS") from exc
 
 
 def init_app(app: Flask) -> None:

@@ -19,10 +19,12 @@ _COLUMNS = (
 """(model, column) of every encrypted value: keep in step with models.py."""
 
 
-def count_stored(session: Session) -> int:
-    """How many encrypted values the database holds."""
+def count_stored(session: Session, tables: set[str] | None = None) -> int:
+    """How many encrypted values the database holds (in `tables` only, when given: an older schema)."""
     total = 0
     for model, column in _COLUMNS:
+        if tables is not None and model.__tablename__ not in tables:
+            continue
         total += session.scalar(select(func.count()).select_from(model).where(
             getattr(model, column).is_not(None))) or 0
     return total
