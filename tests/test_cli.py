@@ -200,3 +200,20 @@ def test_secrets_rotate_re_encrypts_everything_under_the_newest_key(consultant, 
         db_.engine.dispose()
     with both.app_context():
         db.engine.dispose()
+
+
+def test_mail_configure_cannot_re_point_a_mailbox_without_its_password(sqlite_app, caplog):
+    from rolsync.models import MailAccount
+
+    run(sqlite_app, "users", "create", "jo@agency.example", "--password-stdin", input="jo-password-123\n")
+    base = ["mail", "configure", "jo@agency.example", "--username", "jo@agency.example", "--password-stdin"]
+    assert run(sqlite_app, *base, "--host", "imap.agency.example", input="imap-secret-1\n").exit_code == 0
+    moved = run(sqlite_app, *base, "--host", "imap.attacker.example", input="\n")
+    assert moved.exit_code != 0 and moved.output.count("\n") == 1
+    assert db.session.scalar(select(MailAccount)).host == "imap.agency.example"
+    caplog.set_level("INFO", logger="rolsync.audit")
+    assert run(sqlite_app, *base, "--host", "imap2.agency.example", input="imap-secret-1\n").exit_code == 0
+    audit = [r.getMessage() for r in caplog.records if r.name == "rolsync.audit"]
+    assert any("flask mail configure" in line and "imap.agency.example:993 -> imap2.agency.example:993" in line
+               for line in audit), audit
+    assert not any("imap-secret-1" in line for line in audit)
