@@ -150,6 +150,23 @@ def test_test_connection_is_rate_limited_per_user(app, user, other_user, mailbox
     assert "not allowed to connect" in other.get_data(as_text=True)  # another user has a limit of their own
 
 
+def test_test_connection_gives_up_at_its_overall_deadline(app, user, mailbox):
+    """A port that accepts and stays silent: the request ends at the deadline, not at every step's timeout."""
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # the kernel completes the handshake; nothing ever answers
+    app.config["TEST_CONNECTION_DEADLINE"] = 1
+    try:
+        response = user.client.post("/preferences/mailbox", data=_form(mailbox, port=str(silent.getsockname()[1])),
+                                    follow_redirects=True)
+    finally:
+        silent.close()
+    html = response.get_data(as_text=True)
+    assert "The mail server did not finish answering in time." in html
+
+
 def test_a_new_mailbox_needs_a_password(app, user, mailbox):
     response = user.client.post("/preferences/mailbox", data=_form(mailbox, password=""))
     assert response.status_code == 422
