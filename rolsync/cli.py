@@ -10,7 +10,8 @@ from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from rolsync import accounts, crm, jobs, services
+from rolsync import accounts, crm, jobs, services, stored_secrets
+from rolsync.crypto import SecretUnreadable
 from rolsync.extensions import db
 from rolsync.importer import import_account
 from rolsync.mail.errors import MailError
@@ -25,6 +26,7 @@ mail_cli = AppGroup("mail", help="Mailbox settings, connection tests and imports
 rules_cli = AppGroup("rules", help="The import rules as JSON.")
 notes_cli = AppGroup("notes", help="The notes the import made.")
 warnings_cli = AppGroup("warnings", help="The warning queue.")
+secrets_cli = AppGroup("secrets", help="The encrypted mailbox passwords and tokens.")
 
 
 def _read_secret_from_stdin(what: str) -> str:
@@ -104,6 +106,7 @@ def configure_mail(email, host, port, security, username, password_stdin, ca_fil
             db.session, services.get().secrets, _user(email),
             accounts.MailboxForm(host=host, port=port, security=security, username=username,
                                  password=password, ca_pem=ca_pem),
+            actor="flask mail configure",
         )
     except accounts.AccountError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -118,7 +121,12 @@ def test_mail(email: str) -> None:
     from rolsync.importer import settings_for
 
     account = _account(email)
-    report = test_connection(settings_for(account, services.get().secrets, timeout=15))
+    try:
+        settings = settings_for(account, services.get().secrets, timeout=15)
+    except SecretUnreadable as exc:
+        raise click.ClickException(f"secret_unreadable: {SecretUnreadable.message}; or, if the encryption key "
+                                   "changed, put the old key back in ROLSYNC_ENCRYPTION_KEYS") from exc
+    report = test_connection(settings)
     if not report.ok:
         # Once, on stderr, on one line: the stable code first (scripts match it), then the words.
         hint = f" {report.hint}" if report.hint else ""
@@ -242,11 +250,18 @@ def import_rules(file) -> None:
         data = json.load(file)
     except json.JSONDecodeError as exc:
         raise click.ClickException(f"{file.name} is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise click.ClickException(f"{file.name} nests too deeply to be a rule set; the rule set was not changed"
+                                   ) from exc
     try:
         version = save_version(db.session, data, author="flask rules import", comment=f"imported from {file.name}")
     except RuleSetInvalid as exc:
         db.session.rollback()
         raise click.ClickException(f"the rule set was not changed: {exc}") from exc
+    except RecursionError as exc:
+        db.session.rollback()
+        raise click.ClickException(f"{file.name} nests too deeply to be a rule set; the rule set was not changed"
+                                   ) from exc
     db.session.commit()
     click.echo(f"Rule set version {version.version} is now active")
 
@@ -305,6 +320,18 @@ def export_warnings() -> None:
     ])
 
 
+@secrets_cli.command("rotate")
+def rotate_secrets() -> None:
+    """Re-encrypt every stored secret with the newest key (the first of ROLSYNC_ENCRYPTION_KEYS)."""
+    result = stored_secrets.rotate_all(db.session, services.get().secrets)
+    db.session.commit()
+    click.echo(f"Re-encrypted {result.rotated} secret(s) with the newest key")
+    if result.unreadable:
+        click.echo(f"{result.unreadable} secret(s) could not be read with any configured key and were left as "
+                   "they are: keep the key they need, or have those mailboxes saved again", err=True)
+        sys.exit(1)
+
+
 def register_commands(app: Flask) -> None:
-    for group in (users_cli, crm_cli, mail_cli, rules_cli, notes_cli, warnings_cli):
+    for group in (users_cli, crm_cli, mail_cli, rules_cli, notes_cli, warnings_cli, secrets_cli):
         app.cli.add_command(group)

@@ -7,6 +7,10 @@ import secrets
 from pathlib import Path
 
 
+MIN_SECRET_KEY_LENGTH = 32
+"""SECRET_KEY signs the session cookies: a short one can be guessed offline from any cookie."""
+
+
 class ConfigError(RuntimeError):
     """A setting is missing or wrong; the message says which and how to fix it."""
 
@@ -19,6 +23,17 @@ def _int(name: str, default: int) -> int:
         return int(value)
     except ValueError as exc:
         raise ConfigError(f"{name} must be a whole number, got {value!r}") from exc
+
+
+def _bool(name: str, default: bool) -> bool:
+    value = (os.environ.get(name) or "").strip().lower()
+    if not value:
+        return default
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {value!r}")
 
 
 def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:
@@ -158,6 +173,10 @@ def load_config(instance_path: str) -> dict:
     encryption_keys = os.environ.get("ROLSYNC_ENCRYPTION_KEYS")
     if production and not secret_key:
         raise ConfigError("SECRET_KEY is not set; production needs a long random value in the environment")
+    if production and len(secret_key or "") < MIN_SECRET_KEY_LENGTH:
+        raise ConfigError(f"SECRET_KEY is {len(secret_key or '')} characters long; production needs at least "
+                          f"{MIN_SECRET_KEY_LENGTH} random ones (python -c \"import secrets; "
+                          "print(secrets.token_urlsafe(48))\")")
     if production and not encryption_keys:
         raise ConfigError(
             "ROLSYNC_ENCRYPTION_KEYS is not set; production needs one or more Fernet keys "
@@ -237,4 +256,20 @@ def load_config(instance_path: str) -> dict:
         # The panel's public address (https://crm.example.com) for the OAuth redirect URI, when the
         # request's own host is not what browsers use (a proxy that rewrites Host); empty: the request's.
         "PUBLIC_URL": public_url,
+        # Mail servers on loopback or private addresses: refused in production unless allowed by name or network.
+        "IMAP_ALLOW_PRIVATE": _bool("ROLSYNC_IMAP_ALLOW_PRIVATE", not production),
+        "IMAP_ALLOWED_HOSTS": os.environ.get("ROLSYNC_IMAP_ALLOWED_HOSTS", ""),
+        # Test Connection: how many per user in a window, and how long one may take in all.
+        "TEST_CONNECTION_MAX_PER_WINDOW": _int("ROLSYNC_TEST_CONNECTION_MAX", 10),
+        "TEST_CONNECTION_WINDOW_SECONDS": _int("ROLSYNC_TEST_CONNECTION_WINDOW_SECONDS", 10 * 60),
+        "TEST_CONNECTION_DEADLINE": _int("ROLSYNC_TEST_CONNECTION_DEADLINE", 25),
+        # A panel session ends after this long without a request, and this long after sign-in whatever happens.
+        "SESSION_IDLE_MINUTES": _int("ROLSYNC_SESSION_IDLE_MINUTES", 120),
+        "SESSION_MAX_HOURS": _int("ROLSYNC_SESSION_MAX_HOURS", 12),
+        # Sign-in limits (see rolsync.web.auth.routes.SignInLimits).
+        "LOGIN_MAX_FAILURES": _int("ROLSYNC_LOGIN_MAX_FAILURES", 5),
+        "LOGIN_MAX_FAILURES_PER_IP": _int("ROLSYNC_LOGIN_MAX_FAILURES_PER_IP", 30),
+        "LOGIN_FAILURE_WINDOW_SECONDS": _int("ROLSYNC_LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60),
+        "LOGIN_ACCOUNT_FAILURES_BEFORE_DELAY": _int("ROLSYNC_LOGIN_ACCOUNT_FAILURES_BEFORE_DELAY", 10),
+        "LOGIN_MAX_DELAY_SECONDS": _int("ROLSYNC_LOGIN_MAX_DELAY_SECONDS", 60),
     }

@@ -16,6 +16,7 @@ message at a time, each in a SAVEPOINT) and is recorded as failed, as before.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import logging
@@ -190,11 +191,19 @@ class _Message:
 
 
 def settings_for(account: MailAccount, secrets: SecretBox, timeout: float = 30.0) -> ImapSettings:
-    """The IMAP settings of an account, with its password decrypted (or OAuth token fetched) for this use only."""
-    if account.uses_oauth:
-        from rolsync import oauth, services
+    """The IMAP settings of an account, with its password decrypted (or OAuth token fetched) for this use only.
 
-        return oauth.imap_settings(account, secrets, services.get().oauth_providers, timeout)
+    They carry the deployment's host policy, so the import, Test Connection
+    and every other use connect only where an admin allows.
+    """
+    from rolsync import services
+
+    policy = services.get().host_policy
+    if account.uses_oauth:
+        from rolsync import oauth
+
+        settings = oauth.imap_settings(account, secrets, services.get().oauth_providers, timeout)
+        return dataclasses.replace(settings, host_policy=policy)
     return ImapSettings(
         host=account.host,
         port=account.port,
@@ -203,6 +212,7 @@ def settings_for(account: MailAccount, secrets: SecretBox, timeout: float = 30.0
         password=secrets.decrypt(account.password_encrypted),
         ca_pem=account.ca_pem,
         timeout=timeout,
+        host_policy=policy,
     )
 
 

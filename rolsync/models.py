@@ -103,6 +103,21 @@ class User(UserMixin, db.Model):
         return self.active
 
 
+class UserSession(db.Model):
+    """A signed-in session of the panel, held on the server so that signing out ends it everywhere.
+
+    The browser's cookie carries a random token; only its SHA-256 is stored,
+    so reading this table does not give anyone a session.
+    """
+
+    __tablename__ = "user_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class AuthMethod(str, enum.Enum):
     """How rolsync signs in to a mailbox."""
 

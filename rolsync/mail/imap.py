@@ -40,6 +40,8 @@ from datetime import datetime
 from enum import Enum
 
 from imapclient import IMAPClient, SocketTimeout
+from imapclient import imap4 as _imapclient_plain
+from imapclient import tls as _imapclient_tls
 
 from rolsync.mail.errors import (
     PLAINTEXT_REPLY_REASONS,
@@ -59,6 +61,7 @@ from rolsync.mail.errors import (
     classify_server_text,
     classify_tls,
 )
+from rolsync.mail.hosts import HostPolicy, connect_to
 
 SUCCESS_MESSAGE = "Mailbox connection successful"
 """The sentence shown when the connection test passes (CONTRACT §2 and §3)."""
@@ -145,6 +148,8 @@ class ImapSettings:
     oauth2_token: Callable[..., str] | None = field(default=None, repr=False, compare=False)
     """For a mailbox connected with OAuth: returns a current access token for XOAUTH2 instead of a
     password; called with ``refresh=True`` it must fetch a new one. Raises a MailError when it cannot."""
+    host_policy: HostPolicy = field(default_factory=HostPolicy, compare=False)
+    """Which addresses the server may have (rolsync.mail.hosts); the panel and workers pass the configured one."""
 
     def __post_init__(self) -> None:
         # Forms and the CLI hand over plain strings; accept them here once.
@@ -228,6 +233,7 @@ class MailboxSession:
     def __init__(self, settings: ImapSettings) -> None:
         self.settings = settings
         self._client: IMAPClient | None = None
+        self._addresses: list[tuple[int, str]] = []
         self._folder: FolderStatus | None = None
         self._capabilities: set[str] | None = None
 
@@ -259,6 +265,8 @@ class MailboxSession:
             raise DnsError(message="No mail server name was entered.")
         if not 0 < settings.port < 65536:
             raise ConnectionRefused(message="The port must be a number from 1 to 65535.")
+        # Checked before anything is sent, and the connection goes to these very addresses (no second lookup).
+        self._addresses = settings.host_policy.resolve(settings.host, settings.port)
         context = build_ssl_context(settings.ca_pem)
         # Before connecting: a refresh is an HTTP round trip the IMAP server should not wait for.
         access_token = settings.oauth2_token(refresh=refresh_token) if settings.oauth2_token else None
@@ -292,7 +300,8 @@ class MailboxSession:
             connect=min(settings.timeout, CONNECT_TIMEOUT), read=settings.timeout
         )
         try:
-            client = IMAPClient(
+            client = _PinnedIMAPClient(
+                self._addresses,
                 settings.host,
                 port=settings.port,
                 ssl=use_ssl,
@@ -363,7 +372,7 @@ class MailboxSession:
 
     def _diagnose_plaintext_port(self) -> MailError:
         """SSL was answered in plain text: is this a STARTTLS port or no IMAP at all?"""
-        greeting = _read_greeting(self.settings.host, self.settings.port, self._probe_timeout)
+        greeting = _read_greeting(self._addresses, self.settings.port, self._probe_timeout)
         if greeting is None:
             return TlsError(message="The server on this port did not answer with SSL.",
                             hint=STARTTLS_PORT_HINT)
@@ -377,7 +386,7 @@ class MailboxSession:
     def _diagnose_silent_port(self, context: ssl.SSLContext) -> MailError:
         """No greeting on a STARTTLS connection: does the port want SSL from the start?"""
         speaks_tls = _speaks_tls(
-            self.settings.host, self.settings.port, context, self._probe_timeout
+            self._addresses, self.settings.host, self.settings.port, context, self._probe_timeout
         )
         if speaks_tls is True:
             return TlsError(
@@ -687,10 +696,10 @@ def _handshake_dropped() -> TlsError:
     return error
 
 
-def _read_greeting(host: str, port: int, timeout: float) -> bytes | None:
+def _read_greeting(addresses: list[tuple[int, str]], port: int, timeout: float) -> bytes | None:
     """The first bytes a plain connection receives: b"" for silence, None if it cannot connect."""
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
+        with connect_to(addresses, port, timeout) as sock:
             try:
                 return sock.recv(512)
             except (TimeoutError, ConnectionResetError):
@@ -699,10 +708,11 @@ def _read_greeting(host: str, port: int, timeout: float) -> bytes | None:
         return None
 
 
-def _speaks_tls(host: str, port: int, context: ssl.SSLContext, timeout: float) -> bool | None:
+def _speaks_tls(addresses: list[tuple[int, str]], host: str, port: int, context: ssl.SSLContext,
+                timeout: float) -> bool | None:
     """Whether the port completes a TLS handshake; None when it gives no answer at all."""
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
+        with connect_to(addresses, port, timeout) as sock:
             with context.wrap_socket(sock, server_hostname=host):
                 return True
     except ssl.SSLCertVerificationError:
@@ -711,6 +721,39 @@ def _speaks_tls(host: str, port: int, context: ssl.SSLContext, timeout: float) -
         return False if getattr(exc, "reason", None) in PLAINTEXT_REPLY_REASONS else None
     except OSError:
         return None
+
+
+class _PinnedIMAPClient(IMAPClient):
+    """IMAPClient connected to addresses checked beforehand, while TLS still verifies the server's name."""
+
+    def __init__(self, addresses: list[tuple[int, str]], host: str, **kwargs) -> None:
+        self._pinned = addresses
+        super().__init__(host, **kwargs)
+
+    def _create_IMAP4(self):
+        connect_timeout = getattr(self._timeout, "connect", None)
+        if self.ssl:
+            return _PinnedTls(self._pinned, self.host, self.port, self.ssl_context, connect_timeout)
+        return _PinnedPlain(self._pinned, self.host, self.port, connect_timeout)
+
+
+class _PinnedTls(_imapclient_tls.IMAP4_TLS):
+    def __init__(self, addresses: list[tuple[int, str]], host: str, port: int, ssl_context, timeout) -> None:
+        self._pinned = addresses
+        super().__init__(host, port, ssl_context, timeout)
+
+    def _create_socket(self, timeout: float | None = None) -> socket.socket:
+        sock = connect_to(self._pinned, self.port, timeout if timeout is not None else self._timeout)
+        return _imapclient_tls.wrap_socket(sock, self.ssl_context, self.host)
+
+
+class _PinnedPlain(_imapclient_plain.IMAP4WithTimeout):
+    def __init__(self, addresses: list[tuple[int, str]], host: str, port: int, timeout) -> None:
+        self._pinned = addresses
+        super().__init__(host, port, timeout)
+
+    def _create_socket(self, timeout: float | None = None) -> socket.socket:
+        return connect_to(self._pinned, self.port, timeout if timeout is not None else self._timeout)
 
 
 def _shutdown_quietly(client: IMAPClient) -> None:

@@ -139,6 +139,8 @@ def download(document_id: int):
     response = send_stored(store, document.sha256, mimetype=mimetype,
                            download_name=document.filename or f"document-{document.id}", etag=document.sha256)
     response.headers["X-Content-Type-Options"] = "nosniff"
+    # Mail content: never kept by a browser's or a proxy's cache.
+    response.headers["Cache-Control"] = "no-store, private"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
 
