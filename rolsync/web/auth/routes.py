@@ -11,7 +11,7 @@ from werkzeug.security import check_password_hash
 
 from rolsync import services
 from rolsync.extensions import db
-from rolsync.mail.parse import normalise_address
+from rolsync.mail.parse.addresses import normalise_address
 from rolsync.models import User, utcnow
 from rolsync.ratelimit import Limit, RateLimiter
 from rolsync.web.auth import bp
