@@ -91,6 +91,8 @@ def test_forty_thousand_recipients_are_deduplicated_in_linear_time():
     raw = raw_message([("From", "a@b.example"), ("To", to), ("Subject", "all")], b"x")
     parsed = parse_message(raw, limits=ParseLimits(header_bytes=4 * 1024 * 1024))
     assert len(parsed.to) == 40_000 and parsed.to[1] == "c1@client.example"
+    semicolons = raw.replace(b", ", b"; ")  # not the plain form: read one address at a time
+    assert parse_message(semicolons, limits=ParseLimits(header_bytes=4 * 1024 * 1024)).to == parsed.to
 
 
 def test_a_subject_over_the_limit_is_kept_cut_with_its_size_noted():

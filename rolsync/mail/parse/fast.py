@@ -53,12 +53,69 @@ def parse_fast(raw: bytes, *, spool_dir: Path | None, limits: ParseLimits, budge
     except fast_mail_parser.ParseError as exc:
         raise NeedsCareful(f"the compiled parser refused it ({type(exc).__name__})") from None
     walk = FastWalk([], spool_dir, limits, budget, raw)
-    values = walk.values(tree)
+    walk.values(tree)  # its checks
+    values = _top_level_values(raw[:blank])
     if not any(values(name) for name in hdr.MAIL_HEADERS):
         raise NeedsCareful("no e-mail headers")
+    walk.delimiters = _check_delimiters(raw, walk, tree)
     segments = walk.collect(tree, depth=0, parent="", body=True, root=True)
     return finish(values, walk, segments, walk.defects, raw_sha256=raw_sha256, size=size, path="fast",
                   notices=notices)
+
+
+def _top_level_values(block: bytes) -> HeaderValues:
+    """The message's own header values exactly as the careful path reads them (unfolded by removing line breaks)."""
+    table: dict[str, list[str]] = {}
+    name = None
+    for line in block.decode("ascii").splitlines():
+        if line[:1] in (" ", "\t"):
+            if name is not None:
+                table[name][-1] += line
+            continue
+        field, _colon, value = line.partition(":")
+        name = field.lower()
+        table.setdefault(name, []).append(value.lstrip(" \t"))
+    return lambda wanted: table.get(wanted, [])
+
+
+_DELIMITER = re.compile(rb"^--([^\r\n]*?)[ \t]*\r?$", re.MULTILINE)
+
+
+def _check_delimiters(raw: bytes, walk: "FastWalk", tree: Any) -> dict[str, int]:
+    """How many delimiter lines each multipart's boundary has; NeedsCareful if a part's header lines are malformed.
+
+    One pass over the message. The compiled parser and the standard library
+    read a part whose header lines are broken (a line without a colon, a
+    continuation without its leading blank, no headers before the text)
+    differently, so such a message is the careful path's.
+    """
+    boundaries = set()
+    stack = [tree]
+    while stack:
+        part = stack.pop()
+        if part.children:
+            boundary = walk._shim(part).get_boundary()
+            if boundary:
+                boundaries.add(boundary.encode("ascii", "replace"))
+            stack.extend(part.children)
+    counts: dict[str, int] = {}
+    if not boundaries:
+        return counts
+    found = [(m.start(), m.end(), m.group(1)) for m in _DELIMITER.finditer(raw)]
+    for number, (start, end, token) in enumerate(found):
+        closing = token.endswith(b"--") and token[:-2] in boundaries
+        if token not in boundaries and not closing:
+            continue
+        key = (token[:-2] if closing else token).decode("ascii", "replace")
+        counts[key] = counts.get(key, 0) + 1
+        if closing:
+            continue
+        stop = found[number + 1][0] if number + 1 < len(found) else len(raw)
+        blank = [i for i in (raw.find(b"\n\n", end, stop), raw.find(b"\n\r\n", end, stop)) if i >= 0]
+        head_end = min(blank) + 1 if blank else stop
+        if not _CLEAN_HEADER_BLOCK.fullmatch(raw, end + 1, max(head_end, end + 1)):
+            raise NeedsCareful("a part's header lines are malformed")
+    return counts
 
 
 def _header_end(raw: bytes) -> int | None:
@@ -77,7 +134,7 @@ class FastWalk(Walk):
         self.raw = raw
         self._values: dict[int, HeaderValues] = {}
         self._shims: dict[int, email.message.Message] = {}
-        self._depth = 0
+        self.delimiters: dict[str, int] = {}
 
     def values(self, part: Any) -> HeaderValues:
         found = self._values.get(id(part))
@@ -112,16 +169,19 @@ class FastWalk(Walk):
             raise NeedsCareful("an enclosed message, kept whole")
         if ctype in files.TNEF_TYPES or ctype == "multipart/digest":
             raise NeedsCareful(f"a {ctype} part")
-        encoding = (self.values(part)("content-transfer-encoding") or [""])[0].strip().strip('"').lower()
+        encoding = self._encoding(part)
         if encoding not in _SIMPLE_ENCODINGS:
             raise NeedsCareful(f"{encoding} transfer encoding")
-        if encoding == "quoted-printable" and not ctype.startswith(("text/", "multipart/")):
-            raise NeedsCareful("a quoted-printable file")
+        if encoding == "quoted-printable" and not self.raw.isascii():
+            raise NeedsCareful("8-bit bytes in a quoted-printable message")  # invalid there, decoded differently
         if part.children or ctype.startswith("multipart/"):
             return ctype
         if self.spool_dir is not None and (part.encoded_size or 0) >= files.SPOOL_MIN_BYTES * 4 // 3:
             raise NeedsCareful("a big part, to be decoded into a spool file")
         return ctype
+
+    def _encoding(self, part: Any) -> str:
+        return (self.values(part)("content-transfer-encoding") or [""])[0].strip().strip('"').lower()
 
     def disposition(self, part: Any) -> str | None:
         return self._shim(part).get_content_disposition()
@@ -141,8 +201,9 @@ class FastWalk(Walk):
         boundary = self._shim(part).get_boundary()
         if not part.children or not boundary:
             raise NeedsCareful("a multipart without parts or boundary")
-        if b"--" + boundary.encode("ascii", "replace") + b"--" not in self.raw:
-            raise NeedsCareful("a multipart that is never closed")
+        if self.delimiters.get(boundary.encode("ascii", "replace").decode("ascii")) != len(part.children) + 1:
+            # Never closed, a delimiter inside a part's text, or a boundary shared by two multiparts.
+            raise NeedsCareful("a multipart whose delimiter lines do not match its parts")
         return list(part.children)
 
     def collect(self, part: Any, *, depth: int, parent: str, body: bool, root: bool = False) -> list[tuple[str, str]]:
@@ -171,6 +232,8 @@ class FastWalk(Walk):
         return text
 
     def add_file(self, part: Any, ctype: str, where: str, parent: str, disposition: str | None) -> None:
+        if self._encoding(part) == "quoted-printable":
+            raise NeedsCareful("a quoted-printable file")  # line breaks decode as CRLF here, as sent there
         name = self.filename(part)
         self.append(name, ctype, self._content(part), inline=self.is_inline(part, parent, disposition))
 

@@ -107,7 +107,13 @@ def address_pairs(values: HeaderValues, name: str, defects: list[str], factory: 
     seen: set[str] = set()  # a set, not a scan of `found`: 40,000 recipients must not cost 40,000² steps
     for raw in values(name):
         pairs = plain_addresses(raw)
-        if pairs is None:
+        if pairs is None and len(raw) > LONG_ADDRESS_LIST:
+            # The registry's parser slows down more than linearly on long
+            # lists (40,000 addresses took seconds); one address at a time does not.
+            pairs = []
+            for piece in split_address_list(raw):
+                pairs += plain_addresses(piece) or registry_addresses(name, piece, defects, factory)
+        elif pairs is None:
             pairs = registry_addresses(name, raw, defects, factory)
         for display, spec in pairs:
             address = normalise_spec(spec)
@@ -115,6 +121,37 @@ def address_pairs(values: HeaderValues, name: str, defects: list[str], factory: 
                 seen.add(address)
                 found.append((" ".join(clean(display).split()), address))
     return found
+
+
+LONG_ADDRESS_LIST = 4096
+"""An address header longer than this is read one address at a time."""
+
+
+def split_address_list(raw: str) -> list[str]:
+    """`raw` cut at each ',' or ';' outside quotes, comments and angle brackets."""
+    pieces, start, quoted, depth, angle, escaped = [], 0, False, 0, False, False
+    for position, ch in enumerate(raw):
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == '"' and not depth:
+            quoted = not quoted
+        elif quoted:
+            continue
+        elif ch == "(":
+            depth += 1
+        elif ch == ")" and depth:
+            depth -= 1
+        elif ch == "<" and not depth:
+            angle = True
+        elif ch == ">" and not depth:
+            angle = False
+        elif ch in ",;" and not depth and not angle:
+            pieces.append(raw[start:position])
+            start = position + 1
+    pieces.append(raw[start:])
+    return [piece for piece in pieces if piece.strip()]
 
 
 def registry_addresses(name: str, raw: str, defects: list[str], factory: HeaderFactory | None = None
