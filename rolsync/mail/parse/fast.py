@@ -67,7 +67,9 @@ def _top_level_values(block: bytes) -> HeaderValues:
     """The message's own header values exactly as the careful path reads them (unfolded by removing line breaks)."""
     table: dict[str, list[str]] = {}
     name = None
-    for line in block.decode("ascii").splitlines():
+    for line in _LINE_END.split(block.decode("ascii")):  # not splitlines(): a form feed does not end a line here
+        if not line:
+            continue
         if line[:1] in (" ", "\t"):
             if name is not None:
                 table[name][-1] += line
@@ -78,6 +80,7 @@ def _top_level_values(block: bytes) -> HeaderValues:
     return lambda wanted: table.get(wanted, [])
 
 
+_LINE_END = re.compile(r"\r?\n")
 _DELIMITER = re.compile(rb"^--([^\r\n]*?)[ \t]*\r?$", re.MULTILINE)
 
 
