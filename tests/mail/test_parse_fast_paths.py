@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import random
+from email import policy
 
 import pytest
-from email import policy
 
 from rolsync.mail.parse.addresses import plain_addresses as _plain_addresses
 from rolsync.mail.parse.headers import PLAIN_TEXT as _PLAIN_TEXT

@@ -10,8 +10,14 @@ import rolsync.mail.parse as parse
 def test_the_names_other_modules_import_are_still_there():
     for name in parse.__all__:
         assert getattr(parse, name) is not None
-    from rolsync.mail.parse import (Attachment, MessageUnreadable, ParsedMessage, normalise_address,  # noqa: F401
-                                    parse_message, snippet)
+    from rolsync.mail.parse import (  # noqa: F401
+        Attachment,
+        MessageUnreadable,
+        ParsedMessage,
+        normalise_address,
+        parse_message,
+        snippet,
+    )
 
 
 def test_modules_that_only_compare_addresses_do_not_load_the_parsers():
