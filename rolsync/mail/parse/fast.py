@@ -23,7 +23,7 @@ import fast_mail_parser
 
 from rolsync.mail.parse import attachments as files
 from rolsync.mail.parse import headers as hdr
-from rolsync.mail.parse.headers import HeaderValues
+from rolsync.mail.parse.headers import HeaderValues, first_blank_line
 from rolsync.mail.parse.limits import Budget, ParseLimits
 from rolsync.mail.parse.mime import MAX_DEPTH, Walk, finish
 from rolsync.mail.parse.model import ParsedMessage
@@ -81,7 +81,6 @@ def _top_level_values(block: bytes) -> HeaderValues:
 
 
 _LINE_END = re.compile(r"\r?\n")
-_DELIMITER = re.compile(rb"^--([^\r\n]*?)[ \t]*\r?$", re.MULTILINE)
 
 
 def _check_delimiters(raw: bytes, walk: "FastWalk", tree: Any) -> dict[str, int]:
@@ -104,7 +103,7 @@ def _check_delimiters(raw: bytes, walk: "FastWalk", tree: Any) -> dict[str, int]
     counts: dict[str, int] = {}
     if not boundaries:
         return counts
-    found = [(m.start(), m.end(), m.group(1)) for m in _DELIMITER.finditer(raw)]
+    found = _delimiter_lines(raw)
     for number, (start, end, token) in enumerate(found):
         closing = token.endswith(b"--") and token[:-2] in boundaries
         if token not in boundaries and not closing:
@@ -114,19 +113,32 @@ def _check_delimiters(raw: bytes, walk: "FastWalk", tree: Any) -> dict[str, int]
         if closing:
             continue
         stop = found[number + 1][0] if number + 1 < len(found) else len(raw)
-        blank = [i for i in (raw.find(b"\n\n", end, stop), raw.find(b"\n\r\n", end, stop)) if i >= 0]
-        head_end = min(blank) + 1 if blank else stop
+        blank = first_blank_line(raw, end, stop)
+        head_end = blank + 1 if blank >= 0 else stop
         if not _CLEAN_HEADER_BLOCK.fullmatch(raw, end + 1, max(head_end, end + 1)):
             raise NeedsCareful("a part's header lines are malformed")
     return counts
+
+
+def _delimiter_lines(raw: bytes) -> list[tuple[int, int, bytes]]:
+    """(start, end, text after "--") of every line that starts with "--" (a byte search: a regex tries every byte)."""
+    lines = []
+    position = 0 if raw.startswith(b"--") else raw.find(b"\n--")
+    while position >= 0:
+        start = position if position == 0 and raw.startswith(b"--") else position + 1
+        end = raw.find(b"\n", start)
+        end = len(raw) if end < 0 else end
+        lines.append((start, end, raw[start + 2:end].rstrip(b"\r").rstrip(b" \t")))
+        position = raw.find(b"\n--", end)
+    return lines
 
 
 def _header_end(raw: bytes) -> int | None:
     """Where the top-level header block ends (the line break before the empty line is included); None without one."""
     if raw.startswith((b"\n", b"\r\n")):
         return 0
-    hits = [i for i in (raw.find(b"\n\n"), raw.find(b"\n\r\n")) if i >= 0]
-    return min(hits) + 1 if hits else None
+    blank = first_blank_line(raw, 0, len(raw))
+    return blank + 1 if blank >= 0 else None
 
 
 class FastWalk(Walk):

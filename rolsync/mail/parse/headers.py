@@ -235,3 +235,14 @@ def note_defects(defects: list[str], where: str, found: Iterable[object]) -> Non
 def title(name: str) -> str:
     """A header name as people write it ("reply-to" -> "Reply-To")."""
     return "-".join(word.capitalize() for word in name.split("-"))
+
+
+def first_blank_line(raw: bytes, start: int, stop: int) -> int:
+    """Where the first empty line after `start` begins (at its preceding "\n"), before `stop`; -1 if none.
+
+    The second search stops where the first answer is: a CRLF message has no
+    "\n\n", and looking for one would read the whole message each time.
+    """
+    crlf = raw.find(b"\n\r\n", start, stop)
+    lf = raw.find(b"\n\n", start, crlf if crlf >= 0 else stop)
+    return lf if lf >= 0 else crlf

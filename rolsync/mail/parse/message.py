@@ -17,6 +17,7 @@ from pathlib import Path
 
 from rolsync.mail.parse.careful import parse_careful
 from rolsync.mail.parse.fast import NeedsCareful, parse_fast
+from rolsync.mail.parse.headers import first_blank_line
 from rolsync.mail.parse.limits import DEFAULT_LIMITS, Budget, ParseLimits
 from rolsync.mail.parse.model import MessageUnreadable, ParsedMessage
 
@@ -89,7 +90,8 @@ def _header_block_end(raw: bytes, within: int) -> int | None:
     """Where the header block ends (after its last line break), looking no further than `within`; None if not found."""
     if raw.startswith((b"\n", b"\r\n")):
         return 0
-    hits = [i for i in (raw.find(b"\n\n", 0, within), raw.find(b"\n\r\n", 0, within)) if i >= 0]
-    if hits:
-        return min(hits) + 1
+    blank = first_blank_line(raw, 0, within)
+    if blank >= 0:
+        return blank + 1
     return None if within < len(raw) else len(raw)
+
