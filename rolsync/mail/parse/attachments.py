@@ -44,8 +44,8 @@ def filename(values: HeaderValues, defects: list[str], factory: HeaderFactory | 
     """The declared file name, decoded (RFC 2231, RFC 2047, raw 8-bit) and sanitised; None when there is none."""
     for header_name, param in (("content-disposition", "filename"), ("content-type", "name")):
         found = values(header_name)
-        if not found:
-            continue
+        if not found or "name" not in found[0].lower():
+            continue  # no "filename" or "name" parameter: nothing to parse (most text parts)
         header = parsed_header(header_name, found[0], defects, factory)
         value = header.params.get(param) if header is not None else None
         if isinstance(value, tuple):  # an RFC 2231 value the registry left undecoded

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import binascii
 import email
-import functools
 import io
 import os
 import quopri
@@ -29,7 +28,7 @@ from typing import Any
 from rolsync.mail.parse import attachments as files
 from rolsync.mail.parse import headers as hdr
 from rolsync.mail.parse.attachments import Decoded, sanitise_filename
-from rolsync.mail.parse.headers import HeaderValues
+from rolsync.mail.parse.headers import SHARED_HEADERS, HeaderValues, shared_header
 from rolsync.mail.parse.limits import Budget, ParseLimits
 from rolsync.mail.parse.mime import Walk, finish
 from rolsync.mail.parse.model import MessageUnreadable, ParsedMessage
@@ -76,16 +75,6 @@ class _HeaderCache:
                 header = policy.default.header_factory(name, value)
             self._parsed[key] = header
         return header
-
-
-SHARED_HEADERS = frozenset({"content-type", "content-transfer-encoding", "content-disposition", "mime-version"})
-"""MIME structure headers: their values repeat from message to message ("text/plain; charset=utf-8")."""
-
-
-@functools.lru_cache(maxsize=2048)
-def shared_header(name: str, value: str) -> Any:
-    """A structure header parsed once per process for every message that has the same value (headers are immutable)."""
-    return policy.default.header_factory(name, value)
 
 
 def raw_values(part: Message) -> HeaderValues:

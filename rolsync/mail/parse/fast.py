@@ -202,7 +202,7 @@ class FastWalk(Walk):
         return self._shim(part).get_content_disposition()
 
     def filename(self, part: Any) -> str | None:
-        name = files.filename(self.values(part), self.defects)
+        name = files.filename(self.values(part), self.defects, hdr.structure_factory)
         if (name or "").lower() == "winmail.dat":
             raise NeedsCareful("a winmail.dat")
         return name

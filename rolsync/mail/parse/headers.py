@@ -8,6 +8,7 @@ of ``policy.default`` cannot read is read leniently, and the problem is noted.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
@@ -56,6 +57,23 @@ _MESSAGE_ID = re.compile(r"<([^<>]*)>")
 # Unstructured text the registry gives back unchanged: printable ASCII, no encoded words.
 PLAIN_TEXT = re.compile(r"[\x20-\x7e\t]*")
 _ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
+
+
+SHARED_HEADERS = frozenset({"content-type", "content-transfer-encoding", "content-disposition", "mime-version"})
+"""MIME structure headers: their values repeat from message to message ("text/plain; charset=utf-8")."""
+
+
+@functools.lru_cache(maxsize=2048)
+def shared_header(name: str, value: str) -> Any:
+    """A structure header parsed once per process for every message that has the same value (headers are immutable)."""
+    return policy.default.header_factory(name, value)
+
+
+def structure_factory(name: str, value: str) -> Any:
+    """policy.default's header registry, with the structure headers parsed once per process."""
+    if name.lower() in SHARED_HEADERS:
+        return shared_header(name.lower(), value)
+    return policy.default.header_factory(name, value)
 
 
 def undo_8bit(value: str) -> str:
