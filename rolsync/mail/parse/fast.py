@@ -36,7 +36,8 @@ class NeedsCareful(Exception):
 
 # A header block the compiled parser and the standard library read alike:
 # "Name: value" lines (RFC 5322 field names) and their continuation lines.
-_CLEAN_HEADER_BLOCK = re.compile(rb"(?:[!-9;-~]+:[^\r\n]*\r?\n|[ \t][^\r\n]*\r?\n)*")
+# A block may not start with a continuation line (the standard library calls that a defect).
+_CLEAN_HEADER_BLOCK = re.compile(rb"(?:[!-9;-~]+:[^\r\n]*\r?\n(?:[ \t][^\r\n]*\r?\n)*)*")
 _SIMPLE_ENCODINGS = frozenset({"", "7bit", "8bit", "binary", "base64", "quoted-printable"})
 
 
@@ -50,7 +51,7 @@ def parse_fast(raw: bytes, *, spool_dir: Path | None, limits: ParseLimits, budge
         raise NeedsCareful("8-bit, malformed or unterminated header lines")
     try:
         tree = fast_mail_parser.parse_email_tree(raw, mode="lazy")
-    except fast_mail_parser.ParseError as exc:
+    except Exception as exc:  # ParseError, or anything else it may raise: the careful path reads everything
         raise NeedsCareful(f"the compiled parser refused it ({type(exc).__name__})") from None
     walk = FastWalk([], spool_dir, limits, budget, raw)
     walk.values(tree)  # its checks
