@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from rolsync.crypto import SecretBox
-from rolsync.mail.parse import normalise_address
+from rolsync.mail.parse.addresses import normalise_address
 from rolsync.models import AuthMethod, ImportWarning, MailAccount, Role, User, WarningKind, WarningStatus
 
 log = logging.getLogger(__name__)

@@ -16,6 +16,7 @@ from rolsync.extensions import db
 from rolsync.importer import import_account
 from rolsync.mail.errors import MailError
 from rolsync.mail.imap import test_connection
+from rolsync.mail.parse.limits import ParseLimits
 from rolsync.models import Candidate, Contact, ImportWarning, Note, Role, User
 from rolsync.rules import RuleSetInvalid
 from rolsync.rules.store import active_rules, save_version
@@ -167,7 +168,7 @@ def import_mail(email: str) -> None:
                 db.session, account, secrets=svc.secrets, store=svc.documents,
                 max_messages=config["IMPORT_RUN_MESSAGES"], fetch_batch=config["IMPORT_FETCH_BATCH"],
                 timeout=config["IMAP_TIMEOUT"], uidvalidity_limit=config["UIDVALIDITY_CHANGES_BEFORE_PAUSE"],
-                auth_failure_limit=config["AUTH_FAILURES_BEFORE_PAUSE"],
+                auth_failure_limit=config["AUTH_FAILURES_BEFORE_PAUSE"], limits=ParseLimits.from_config(config),
             )
             total.add(result)
             if locked:

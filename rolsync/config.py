@@ -221,6 +221,12 @@ def load_config(instance_path: str) -> dict:
         # How much one import run may do before it hands over to the next run.
         "IMPORT_RUN_MESSAGES": _int("ROLSYNC_IMPORT_RUN_MESSAGES", 500),
         "IMPORT_FETCH_BATCH": _int("ROLSYNC_IMPORT_FETCH_BATCH", 200),
+        # What one message may cost to parse (rolsync.mail.parse.limits.ParseLimits).
+        "LIMIT_MIME_PARTS": _int("ROLSYNC_LIMIT_MIME_PARTS", 500),
+        "LIMIT_ATTACHMENTS": _int("ROLSYNC_LIMIT_ATTACHMENTS", 100),
+        "LIMIT_SUBJECT_CHARS": _int("ROLSYNC_LIMIT_SUBJECT_CHARS", 2000),
+        "LIMIT_HEADER_BYTES": _int("ROLSYNC_LIMIT_HEADER_BYTES", 512 * 1024),
+        "LIMIT_PARSE_SECONDS": _int("ROLSYNC_LIMIT_PARSE_SECONDS", 20),
         "IMAP_TIMEOUT": _int("ROLSYNC_IMAP_TIMEOUT", 30),
         "IMPORT_JOB_TIMEOUT": _int("ROLSYNC_IMPORT_JOB_TIMEOUT", 1800),
         "WORKER_CLASS": _choice("ROLSYNC_WORKER_CLASS", ("simple", "fork"), "simple"),

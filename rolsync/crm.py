@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rolsync.documents import DocumentStore
-from rolsync.mail.parse import normalise_address
+from rolsync.mail.parse.addresses import normalise_address
 from rolsync.models import Candidate, Company, Contact, EmailAddress, RecordKind
 
 HEADER = ("kind", "name", "email", "company")

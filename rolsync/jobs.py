@@ -40,6 +40,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rolsync import logs
+from rolsync.mail.parse.limits import ParseLimits
 from rolsync.models import MailAccount, utcnow
 
 log = logging.getLogger(__name__)
@@ -192,7 +193,7 @@ def _import_with_lock(app, session, svc, job, account_id: int, lock, manual: boo
                 max_messages=config["IMPORT_RUN_MESSAGES"], fetch_batch=config["IMPORT_FETCH_BATCH"],
                 timeout=config["IMAP_TIMEOUT"], job_id=job.id if job else None, progress=progress,
                 deadline=deadline, uidvalidity_limit=config["UIDVALIDITY_CHANGES_BEFORE_PAUSE"],
-                auth_failure_limit=config["AUTH_FAILURES_BEFORE_PAUSE"],
+                auth_failure_limit=config["AUTH_FAILURES_BEFORE_PAUSE"], limits=ParseLimits.from_config(config),
             )
             total.add(result)
             progress(0, 0)

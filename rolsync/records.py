@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from rolsync.documents import DocumentStore
-from rolsync.mail.parse import normalise_address
+from rolsync.mail.parse.addresses import normalise_address
 from rolsync.matching import find_records
 from rolsync.models import Candidate, Company, Contact, Document, EmailAddress, Note, RecordKind, utcnow
 from rolsync.notes import link_pending

@@ -12,7 +12,7 @@ from werkzeug.security import check_password_hash
 
 from rolsync import firstrun, services
 from rolsync.extensions import db
-from rolsync.mail.parse import normalise_address
+from rolsync.mail.parse.addresses import normalise_address
 from rolsync.models import User, utcnow
 from rolsync.ratelimit import Gate, Limit, RateLimiter
 from rolsync.web import sessions
