@@ -158,6 +158,7 @@ def import_mail(email: str) -> None:
                 max_messages=config["IMPORT_RUN_MESSAGES"], fetch_batch=config["IMPORT_FETCH_BATCH"],
                 timeout=config["IMAP_TIMEOUT"], uidvalidity_limit=config["UIDVALIDITY_CHANGES_BEFORE_PAUSE"],
                 auth_failure_limit=config["AUTH_FAILURES_BEFORE_PAUSE"],
+                max_message_bytes=config["LIMIT_MESSAGE_BYTES"],
             )
             total.add(result)
             if locked:
