@@ -35,6 +35,7 @@ def bulk_mail(consultant, messages: int, recipients: int) -> list[bytes]:
             for m in range(messages)]
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 @pytest.mark.parametrize("chunks", ["chunked", "one statement, split by the import"])
 def test_200_messages_of_330_recipients_import_and_so_does_the_next_message(consultant, crm, tmp_path,
                                                                            monkeypatch, chunks):
