@@ -39,6 +39,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -153,6 +154,10 @@ class LockKeeper:
     def check(self, account_id: int) -> None:
         if self.lost.is_set():
             raise ImportLockLost(account_id)
+
+    def progress_check(self, account_id: int) -> Callable[[int, int], None]:
+        """An import's `progress` callback that only stops it once the lock is lost."""
+        return lambda _done, _total: self.check(account_id)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
