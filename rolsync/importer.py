@@ -784,7 +784,7 @@ def import_account(
             fetch_batch=fetch_batch, timeout=timeout, progress=progress, deadline=deadline,
             uidvalidity_limit=uidvalidity_limit, max_message_bytes=max_message_bytes,
         ).run()
-    except Exception as exc:
+    except BaseException as exc:  # also RQ's job timeout (jobs.ImportTimedOut): the run ends, and says why
         session.rollback()
         run = session.get(ImportRun, run_id)
         run.finished_at = utcnow()
@@ -807,10 +807,12 @@ def import_account(
     return result
 
 
-def _describe(exc: Exception) -> str:
+def _describe(exc: BaseException) -> str:
     """A user-facing line for an error; never the raw text that might hold a secret."""
     message = getattr(exc, "message", None)
     if isinstance(message, str) and message:
         hint = getattr(exc, "hint", None)
         return f"{message} {hint}" if hint else message
+    if not isinstance(exc, Exception):
+        return "The import was stopped before it finished; what it had saved is kept and the next run goes on."
     return f"The import stopped with an internal error ({type(exc).__name__})."

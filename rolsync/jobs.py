@@ -15,9 +15,9 @@ One import per mailbox at a time, on any number of workers and machines:
   token in one Redis script: only its owner extends or frees it. A job that
   finds the lock taken does nothing; a job that finds it lost stops;
 * a job RQ still lists as started is abandoned only when the worker running it
-  has stopped beating (its heartbeat, which the keeper also sends, is older
-  than `IMPORT_LOCK_SECONDS`, or its key expired) and nobody holds the lock: a
-  slow job is not abandoned. Only then may it be replaced; the import is
+  has stopped beating (its heartbeat, which the keeper sends with each renewal,
+  is older than half of `IMPORT_LOCK_SECONDS`, or its key expired) and nobody
+  holds the lock: a slow job is not abandoned. Only then may it be replaced; the import is
   idempotent, so the retry is harmless.
 
 RQ's job timeout raises `ImportTimedOut`, a `BaseException` like
@@ -72,6 +72,12 @@ _app: Flask | None = None
 
 class ImportTimedOut(BaseException):
     """RQ's job timeout. Not an `Exception`: no catch-all of the import may swallow it."""
+
+    def __init__(self, detail: str = "") -> None:
+        self.message = ("The import ran longer than its time limit and was stopped; "
+                        "the mail it had saved is kept and the next run goes on from there.")
+        self.hint = None
+        super().__init__(detail or self.message)
 
 
 class ImportDeathPenalty(UnixSignalDeathPenalty):
@@ -254,7 +260,8 @@ def enqueue_import(queue: Queue, account_id: int) -> tuple[Job, bool]:
     try:
         existing = Job.fetch(job_id, connection=queue.connection)
         status = existing.get_status(refresh=True)
-        stale_after = current_app.config["IMPORT_LOCK_SECONDS"] if has_app_context() else 60
+        # The keeper beats every third of the lock's life: half of it without a beat is a missed beat.
+        stale_after = (current_app.config["IMPORT_LOCK_SECONDS"] if has_app_context() else 60) / 2
         abandoned = status == JobStatus.STARTED and is_abandoned(
             existing, queue.connection, lock_key(account_id, queue.name), stale_after)
         if status in ACTIVE_STATUSES and not abandoned:
