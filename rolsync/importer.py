@@ -698,8 +698,8 @@ class AccountImporter:
                                f"{_megabytes(fetched.too_large)} it is larger than the "
                                f"{_megabytes(self.max_message_bytes)} limit. It is still in the mailbox."}]
         if message.failure is not None:
-            why = ("the database refused to save it" if message.refused
-                   else f"an internal error ({type(message.failure).__name__})")
+            # The error's own text may quote the message or a secret: the log has it, the person a sentence.
+            why = "the database refused to save it" if message.refused else "an internal error (see the server log)"
             return [{**base, "kind": WarningKind.IMPORT_FAILED.value, "message_key": f"sha:{message.raw_sha256}",
                      "detail": f"Importing the message with UID {fetched.uid} in {state.name} failed: {why}; "
                                "it is kept here so it can be retried."}]
