@@ -20,6 +20,8 @@ Log lines go to stderr, one per event, as JSON with `ROLSYNC_LOG_FORMAT=json`.
 Jobs run in the worker's own process by default (`ROLSYNC_WORKER_CLASS=simple`,
 RQ's SimpleWorker): forking a work horse per job costs ~200 ms, four times an
 idle poll. `ROLSYNC_WORKER_CLASS=fork` isolates each job in a forked horse.
+Both raise `jobs.ImportTimedOut`, which no catch-all can swallow, when a job
+outlives its timeout (`ROLSYNC_IMPORT_JOB_TIMEOUT`).
 """
 from __future__ import annotations
 
@@ -29,7 +31,6 @@ import signal
 import subprocess
 import sys
 
-from rq import SimpleWorker, Worker
 from rq.cron import CronScheduler
 
 from rolsync import create_app, jobs, logs, services
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with app.app_context():
             svc = services.get()
-            worker_class = SimpleWorker if app.config["WORKER_CLASS"] == "simple" else Worker
+            worker_class = jobs.ImportWorker if app.config["WORKER_CLASS"] == "simple" else jobs.ForkingImportWorker
             worker = worker_class([svc.queue], connection=svc.redis)
             worker.work(burst=args.burst, with_scheduler=True)
     finally:

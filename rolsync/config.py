@@ -255,6 +255,8 @@ def load_config(instance_path: str) -> dict:
         "PUSH_CONNECT_THREADS": _int("ROLSYNC_PUSH_CONNECT_THREADS", 8),
         # Reconnecting after a dropped connection waits 1, 2, 4... seconds (jittered), at most this long.
         "PUSH_BACKOFF_MAX_SECONDS": _int("ROLSYNC_PUSH_BACKOFF_MAX_SECONDS", 300),
+        # A message larger than this (its RFC822.SIZE) is not fetched: it becomes a warning.
+        "LIMIT_MESSAGE_BYTES": _int("ROLSYNC_LIMIT_MESSAGE_BYTES", 50 * 1024 * 1024),
         # Connect with Google / Microsoft: the endpoints of each, and the providers registered in the
         # environment (the others may be registered in the admin panel: rolsync.oauth_clients).
         "OAUTH_ENDPOINTS": endpoints,

@@ -69,6 +69,7 @@ WARNING_KIND_LABELS = {
     WarningKind.AUTH_FAILED.value: "Mailbox sign-in failed",
     WarningKind.UIDVALIDITY_UNSTABLE.value: "Mailbox folders keep changing",
     WarningKind.CUSTOM_RULE.value: "Held by an import rule",
+    WarningKind.MESSAGE_TOO_LARGE.value: "Message too large",
     "intake": "New person",
     "stalled": "Import stalled",
 }
