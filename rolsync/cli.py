@@ -177,6 +177,16 @@ def import_mail(email: str) -> None:
     click.echo(json.dumps(total.as_json(), ensure_ascii=False))
 
 
+@mail_cli.command("reconcile")
+@click.argument("email")
+def reconcile_mail(email: str) -> None:
+    """The server's count of each folder at the last poll set against what rolsync did with each message."""
+    from rolsync import reconcile
+
+    account = _account(email)
+    _print_json(reconcile.report(db.session, account))
+
+
 @mail_cli.command("enqueue")
 @click.argument("email", required=False)
 @click.option("--all", "all_accounts", is_flag=True, help="Every enabled mailbox.")

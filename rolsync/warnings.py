@@ -48,6 +48,8 @@ KIND_LABELS = {
     WarningKind.AUTH_FAILED.value: "Mailbox sign-in failed",
     WarningKind.UIDVALIDITY_UNSTABLE.value: "Mailbox folders keep changing",
     WarningKind.CUSTOM_RULE.value: "Held by an import rule",
+    WarningKind.STALLED.value: "Mailbox stopped importing",
+    WarningKind.UNACCOUNTED.value: "Messages not accounted for",
 }
 """What each kind is called in the panel; kinds added later fall back to their code."""
 
