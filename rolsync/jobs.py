@@ -243,9 +243,10 @@ def due_accounts(session: Session, default_interval: int) -> list[MailAccount]:
 
 
 def dispatch_due_imports() -> list[str]:
-    """The scheduled job: queue an import for every account that is due.
+    """The scheduled job: queue an import for every account that is due, and raise or clear stall alarms.
 
-    Every worker's scheduler may run this; enqueue_import makes repeats no-ops.
+    Every worker's scheduler may run this; enqueue_import makes repeats no-ops,
+    and check_stalls keeps one open alarm per mailbox owner.
     """
     from rolsync import services
     from rolsync.extensions import db
@@ -259,6 +260,10 @@ def dispatch_due_imports() -> list[str]:
                 job, created = enqueue_import(services.get().queue, account.id)
                 if created:
                     queued.append(job.id)
+            # After the enqueues, so a failing check never holds up an import; then re-raised like any failure.
+            from rolsync.mailboxes import check_stalls
+
+            check_stalls(db.session, app.config)
             return queued
         finally:
             db.session.remove()

@@ -22,6 +22,11 @@ def upgrade():
     with op.batch_alter_table("mail_accounts") as batch:
         batch.add_column(sa.Column("last_success_at", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("last_error_code", sa.String(length=64), nullable=True))
+    # Mailboxes that worked before this version are not stalled: their last good run is in the history.
+    op.execute(
+        "UPDATE mail_accounts SET last_success_at = (SELECT max(import_runs.finished_at) FROM import_runs "
+        "WHERE import_runs.account_id = mail_accounts.id AND import_runs.error IS NULL)"
+    )
 
 
 def downgrade():
