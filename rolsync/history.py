@@ -43,6 +43,7 @@ REASON_LABELS = {
     "blocked": "the address is blocked",
     "custom": "a custom import rule",
     "held_for_record": "kept until a record has the address",
+    "already_imported": "another copy of a message already imported",
 }
 
 

@@ -12,11 +12,11 @@ from flask_login import current_user
 from redis.exceptions import RedisError
 from werkzeug.datastructures import CombinedMultiDict
 
-from rolsync import jobs, services
+from rolsync import jobs, reconcile, services
 from rolsync.accounts import AccountError, change_own_password, configure_mailbox
 from rolsync.crypto import SecretUnreadable
 from rolsync.extensions import db
-from rolsync.history import last_finished_run, recent_runs
+from rolsync.history import REASON_LABELS, last_finished_run, recent_runs
 from rolsync.importer import settings_for
 from rolsync.mail.imap import test_connection
 from rolsync.models import ImportRun, MailAccount, User
@@ -65,6 +65,7 @@ def _render(user: User, form: MailboxSettingsForm, status: int = 200):
         interval=describe_interval(schedule_interval(account, current_app.config)) if account else None,
         next_run=next_scheduled_run(account, current_app.config, now) if account else None,
         own=user.id == current_user.id,
+        reconciliation=reconcile.report(db.session, account) if account else None, reason_labels=REASON_LABELS,
     ), status
 
 
