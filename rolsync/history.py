@@ -49,7 +49,7 @@ REASON_LABELS = {
 
 @dataclass(frozen=True)
 class HistoryFilter:
-    text: str = ""  # an address or words of the subject
+    text: str = ""  # an address, words of the subject, or a Message-ID
     outcome: str | None = None
     user_id: int | None = None  # admins only
 
@@ -105,6 +105,7 @@ def search_history(session: Session, viewer: User, wanted: HistoryFilter, page: 
             func.lower(ImportedMessage.subject).contains(text, autoescape=True),
             func.lower(ImportedMessage.from_addr).contains(text, autoescape=True),
             func.lower(ImportedMessage.to_addrs).contains(text, autoescape=True),
+            func.lower(ImportedMessage.message_id) == text.strip("<>"),
             in_notes, in_warnings,
         ))
     query = query.order_by(ImportedMessage.created_at.desc(), ImportedMessage.id.desc())

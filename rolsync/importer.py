@@ -329,6 +329,27 @@ class AccountImporter:
         else:
             self.session.commit()  # the poll's STATUS, for the stall alarms
 
+    def import_fetched(self, fetched: FetchedMessage, state: FolderState, direction: Direction
+                       ) -> MessageOutcome | None:
+        """Import one message fetched by hand (the history's "Import this message") through the same rules
+        and ledger as a run, without moving any watermark; None when the ledger has it already."""
+        message = self._parse(fetched)
+        try:
+            for attempt in (1, 2):
+                try:
+                    self._decide([message], direction)
+                    self._save([message], state)
+                    self.session.commit()
+                    return message.outcome
+                except IntegrityError:
+                    self.session.rollback()  # saved by a second press a moment ago: decide again
+                    if attempt == 2:
+                        raise
+            return None
+        finally:
+            if message.parsed is not None:
+                message.parsed.discard_spool()
+
     def _refresh_rules(self) -> None:
         if not self._follow_active:
             return

@@ -542,6 +542,21 @@ class MailboxSession:
         with self._translating() as client:
             return sorted(client.search(criteria, charset="UTF-8"))
 
+    def fetch_headers(self, uids: list[int], fields: tuple[str, ...] = ("SUBJECT", "FROM", "DATE", "MESSAGE-ID")
+                      ) -> Iterator[tuple[int, bytes, datetime | None]]:
+        """(UID, those header lines, INTERNALDATE) of each message still there: never the body."""
+        self._require_folder()
+        if not uids:
+            return
+        item = f"BODY.PEEK[HEADER.FIELDS ({' '.join(fields)})]"
+        with self._translating() as client:
+            response = client.fetch(uids, [item, "INTERNALDATE"])
+        for uid in uids:
+            data = response.get(uid)
+            if data:
+                raw = next((value for key, value in data.items() if key.startswith(b"BODY[HEADER")), b"")
+                yield uid, bytes(raw or b""), data.get(b"INTERNALDATE")
+
     def selectable_folders(self) -> list[str]:
         """The names of every folder that can be opened, in the server's order."""
         return [name for flags, _delimiter, name in self._list_folders()
