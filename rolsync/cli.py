@@ -10,7 +10,7 @@ from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from rolsync import accounts, crm, jobs, services
+from rolsync import accounts, crm, jobs, metrics, services
 from rolsync.extensions import db
 from rolsync.importer import import_account
 from rolsync.mail.errors import MailError
@@ -153,12 +153,12 @@ def import_mail(email: str) -> None:
     total = ImportResult()
     try:
         while True:
-            result = import_account(
+            result = metrics.observed(svc.redis, svc.queue.name, lambda: import_account(
                 db.session, account, secrets=svc.secrets, store=svc.documents,
                 max_messages=config["IMPORT_RUN_MESSAGES"], fetch_batch=config["IMPORT_FETCH_BATCH"],
                 timeout=config["IMAP_TIMEOUT"], uidvalidity_limit=config["UIDVALIDITY_CHANGES_BEFORE_PAUSE"],
                 auth_failure_limit=config["AUTH_FAILURES_BEFORE_PAUSE"],
-            )
+            ))
             total.add(result)
             if locked:
                 lock.reacquire()

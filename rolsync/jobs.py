@@ -157,6 +157,7 @@ def import_account_job(account_id: int) -> dict | Retry:
 
 
 def _import_with_lock(app, session, svc, job, account_id: int, lock) -> dict | Retry:
+    from rolsync import metrics
     from rolsync.importer import ImportResult, UidValidityUnstable, import_account
     from rolsync.mail.errors import AuthFailed, MailError
 
@@ -182,13 +183,13 @@ def _import_with_lock(app, session, svc, job, account_id: int, lock) -> dict | R
     total = ImportResult()
     try:
         while True:
-            result = import_account(
+            result = metrics.observed(svc.redis, svc.queue.name, lambda: import_account(
                 session, account, secrets=svc.secrets, store=svc.documents,
                 max_messages=config["IMPORT_RUN_MESSAGES"], fetch_batch=config["IMPORT_FETCH_BATCH"],
                 timeout=config["IMAP_TIMEOUT"], job_id=job.id if job else None, progress=progress,
                 deadline=deadline, uidvalidity_limit=config["UIDVALIDITY_CHANGES_BEFORE_PAUSE"],
                 auth_failure_limit=config["AUTH_FAILURES_BEFORE_PAUSE"],
-            )
+            ))
             total.add(result)
             progress(0, 0)
             if not result.more or time.monotonic() > deadline:

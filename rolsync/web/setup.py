@@ -14,7 +14,7 @@ from rolsync.extensions import db, login_manager
 from rolsync.models import User
 from rolsync.warnings import open_count
 
-PUBLIC_ENDPOINTS = frozenset({"auth.login", "static"})
+PUBLIC_ENDPOINTS = frozenset({"auth.login", "static", "metrics.scrape"})  # metrics: its own check
 """The only endpoints a signed-out visitor reaches; everything else sends them to sign in."""
 
 CONTENT_SECURITY_POLICY = "; ".join([
