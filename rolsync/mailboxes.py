@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
@@ -144,14 +144,17 @@ def mailbox_rows(session: Session, config: dict, state: str | None = None,
     now = now or utcnow()
     pending = _pending_since(session)
     accounts = session.scalars(select(MailAccount).options(selectinload(MailAccount.user))).all()
-    last_import = dict(session.execute(
+    last_import: dict[int, datetime] = {user_id: when for user_id, when in session.execute(
         select(ImportedMessage.user_id, func.max(ImportedMessage.created_at))
-        .where(ImportedMessage.outcome == Outcome.IMPORTED.value).group_by(ImportedMessage.user_id)).all())
+        .where(ImportedMessage.outcome == Outcome.IMPORTED.value).group_by(ImportedMessage.user_id))}
+    folders: dict[int, list[FolderState]] = defaultdict(list)
+    for folder in session.scalars(select(FolderState).order_by(FolderState.role)):
+        folders[folder.account_id].append(folder)
     rows = []
     for account in sorted(accounts, key=lambda a: a.user.email):
         stall = stall_cause(account, pending.get(account.id), now, config)
         row = MailboxRow(account, state_of(account, stall), stall, last_import.get(account.user_id),
-                         reconcile.report(session, account))
+                         reconcile.report(session, account, folders[account.id]))
         if state is None or row.state.value == state:
             rows.append(row)
     return rows
@@ -176,8 +179,3 @@ def resume_paused(session: Session, account_ids: list[int]) -> int:
             resumed += 1
     session.commit()
     return resumed
-
-
-def stall_interval(account: MailAccount, config: dict) -> timedelta:
-    """How long the mailbox may go without a successful poll."""
-    return schedule_interval(account, config) * STALL_INTERVALS

@@ -124,7 +124,8 @@ def _explain(session: Session, user_id: int, state: FolderState, uids: list[int]
     keys: dict[int, set[str]] = {}
     before_floor = 0
     for fetched in mailbox.fetch(look, batch_size=50):
-        if floor_date and fetched.internaldate and _aware(fetched.internaldate) < floor_date:
+        when = _aware(fetched.internaldate)
+        if floor_date is not None and when is not None and when < floor_date:
             before_floor += 1
             continue
         sha = hashlib.sha256(fetched.raw).hexdigest()
@@ -170,11 +171,16 @@ def _warn_if_unaccounted(session: Session, account: MailAccount) -> None:
     session.commit()
 
 
-def report(session: Session, account: MailAccount) -> dict:
-    """The last counts of each folder and their total: what `flask mail reconcile` prints."""
+def report(session: Session, account: MailAccount, states: list[FolderState] | None = None) -> dict:
+    """The last counts of each folder and their total: what `flask mail reconcile` prints.
+
+    `states` are the account's folder states when the caller has them already (a page of mailboxes).
+    """
+    if states is None:
+        states = list(session.scalars(select(FolderState).where(FolderState.account_id == account.id)
+                                      .order_by(FolderState.role)))
     folders = {}
-    for state in session.scalars(select(FolderState).where(FolderState.account_id == account.id)
-                                 .order_by(FolderState.role)):
+    for state in states:
         counts = dict(state.reconciliation or _empty(state))
         if not counts.get("unaccounted"):
             counts.pop("unaccounted_uids", None)
@@ -210,4 +216,5 @@ def _aware(value: datetime | None) -> datetime | None:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return _aware(value).isoformat() if value else None
+    aware = _aware(value)
+    return aware.isoformat() if aware else None
