@@ -57,17 +57,21 @@ def note_poll(state: FolderState, status: FolderStatus) -> bool:
     state.uidnext = status.uidnext
     state.polled_at = utcnow()
     if status.uidnext != state.caught_up_uidnext and state.uidnext_pending_since is None:
-        state.uidnext_pending_since = state.polled_at
+        state.uidnext_pending_since = state.polled_at  # cleared by the count once nothing is left unread
     return changed
 
 
 def count_folder(session: Session, mailbox: MailboxSession, state: FolderState, user_id: int) -> dict:
     """Count the folder against the ledger now (one EXAMINE and one UID SEARCH ALL) and keep the result."""
-    if state.caught_up_uidnext is not None and state.caught_up_uidnext == state.uidnext:
-        state.uidnext_pending_since = None
     mailbox.examine(state.name)
     uids = mailbox.all_uids()
     counts = classify(session, user_id, state, uids, mailbox)
+    # Mail on the server above the watermark after the import has run: new mail left unread (the stall
+    # alarm's second cause), whether the import stopped early or the server's SEARCH did not list it.
+    if counts["not_read_yet"]:
+        state.uidnext_pending_since = state.uidnext_pending_since or utcnow()
+    elif state.caught_up_uidnext == state.uidnext:
+        state.uidnext_pending_since = None
     state.reconciliation = counts
     state.reconciled_at = utcnow()
     session.commit()

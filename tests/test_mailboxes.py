@@ -9,8 +9,9 @@ from sqlalchemy import select
 
 from rolsync import jobs, services
 from rolsync.extensions import db
+from rolsync.mail.imap import MailboxSession
 from rolsync.mailboxes import MailboxState, mailbox_rows, resume_paused, state_counts
-from rolsync.models import FolderState, MailAccount, utcnow
+from rolsync.models import MailAccount
 from tests.mail.builders import build_message
 from tests.support.dovecot import free_port
 
@@ -104,21 +105,28 @@ def test_a_mailbox_no_worker_imports_is_stalled_after_three_intervals(consultant
     assert _state() is MailboxState.HEALTHY
 
 
-def test_new_mail_left_unread_is_a_stall_even_when_polls_work(consultant, crm, tick):
+def test_new_mail_left_unread_is_a_stall_even_when_polls_work(consultant, crm, tick, monkeypatch):
     consultant.import_now()
     _short_interval()
-    # A poll saw new mail, but the import never got to read it (e.g. it keeps stopping on one message).
-    state = db.session.scalar(select(FolderState).where(FolderState.role == "inbox"))
-    state.uidnext += 1
-    state.uidnext_pending_since = state.polled_at
-    db.session.commit()
-    time.sleep(3 * INTERVAL + 0.2)
-    account = _account()
-    account.last_success_at = utcnow()  # polls keep working: only the unread mail is late
-    db.session.commit()
-    tick()
+    # A server whose SEARCH does not list a new message: every poll works, and the message stays unread.
+    monkeypatch.setattr(MailboxSession, "uids_after", lambda self, last_uid: [])
+    consultant.deliver("INBOX", build_message(from_="carol@client.example", to=consultant.email,
+                                              subject="Missed"))
+    started = time.monotonic()
+    while time.monotonic() - started < 3 * INTERVAL + 0.5:
+        consultant.import_now()
+        tick()
+        time.sleep(0.3)
     [warning] = [w for w in consultant.warnings() if w["kind"] == "stalled"]
     assert "has not been imported since" in warning["detail"]
+    assert _state() is MailboxState.STALLED
+
+    monkeypatch.undo()  # the server lists it again; the next new mail moves UIDNEXT and both are read
+    consultant.deliver("INBOX", build_message(from_="carol@client.example", to=consultant.email,
+                                              subject="Next"))
+    assert consultant.import_now()["imported"] == 2
+    tick()
+    assert _stalled(consultant) == ["resolved"]
 
 
 def test_an_oauth_token_that_cannot_be_renewed_raises_the_alarm_at_once(consultant, crm, tick):
