@@ -324,10 +324,8 @@ class AccountImporter:
 
     def _count(self, mailbox: MailboxSession, state: FolderState, due: bool) -> None:
         """Reconcile the folder against the server when its STATUS changed (never on an idle poll)."""
-        if due:
+        if due:  # (otherwise the poll's STATUS commits with the run's row)
             reconcile.count_folder(self.session, mailbox, state, self.user_id)
-        else:
-            self.session.commit()  # the poll's STATUS, for the stall alarms
 
     def import_fetched(self, fetched: FetchedMessage, state: FolderState, direction: Direction
                        ) -> MessageOutcome | None:

@@ -121,7 +121,8 @@ def criteria(query: str) -> list:
     if len(text) > MAX_QUERY:
         raise WhyError(f"Search for at most {MAX_QUERY} characters.")
     if _ADDRESS.match(text):
-        return ["OR", "FROM", text, "OR", "TO", text, "CC", text]
+        # A Message-ID without its brackets looks like an address: ask for either.
+        return ["OR", ["OR", "FROM", text, "OR", "TO", text, "CC", text], ["HEADER", "Message-ID", text]]
     if _MESSAGE_ID.match(text):
         return ["HEADER", "Message-ID", text.strip("<>")]
     words: list = []

@@ -80,3 +80,10 @@ def test_a_bad_search_is_refused_in_words(mailbox):
     response = mailbox.client.get("/history/why", query_string={"q": "x" * 400})
     assert response.status_code == 422
     assert "at most 300 characters" in response.get_data(as_text=True)
+
+
+def test_a_message_id_without_brackets_is_found_on_the_server(mailbox):
+    mailbox.deliver("Archive", build_message(from_="carol@client.example", to=mailbox.email,
+                                             subject="Filed by id", message_id="<filed-7@client.example>"))
+    html = _why(mailbox.client, "filed-7@client.example")
+    assert _cases(html) == ["other_folder"] and "Filed by id" in html
