@@ -82,6 +82,10 @@ def _polls_with_new_mail(app, mailbox, account_id: int) -> float:
     with app.app_context():
         counts = reconcile.report(db.session, db.session.get(MailAccount, account_id))
         assert reconcile.adds_up(counts) and counts["unaccounted"] == 0, counts
+    with mailbox.client() as client:  # the next database's run starts from the same mailbox
+        client.select_folder("INBOX")
+        client.delete_messages(client.search(["FROM", "someone-new@nowhere.example"]))
+        client.expunge()
     return statistics.median(seconds)
 
 

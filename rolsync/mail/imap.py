@@ -530,6 +530,11 @@ class MailboxSession:
                 found = sorted(client.search(["ALL"]))
         return found[-limit:]
 
+    @property
+    def examined(self) -> str | None:
+        """The folder open now (by ``examine``), if any."""
+        return self._folder.name if self._folder else None
+
     def all_uids(self) -> list[int]:
         """Every UID of the examined folder, ascending (one UID SEARCH ALL: reconciliation only)."""
         self._require_folder()
