@@ -10,7 +10,7 @@ from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from rolsync import accounts, crm, jobs, services, stored_secrets
+from rolsync import accounts, crm, jobs, metrics, services, stored_secrets
 from rolsync.crypto import SecretUnreadable
 from rolsync.extensions import db
 from rolsync.importer import import_account
@@ -166,14 +166,14 @@ def import_mail(email: str) -> None:
     total = ImportResult()
     try:
         while True:
-            result = import_account(
+            result = metrics.observed(svc.redis, svc.queue.name, lambda: import_account(
                 db.session, account, secrets=svc.secrets, store=svc.documents,
                 max_messages=config["IMPORT_RUN_MESSAGES"], fetch_batch=config["IMPORT_FETCH_BATCH"],
                 timeout=config["IMAP_TIMEOUT"], uidvalidity_limit=config["UIDVALIDITY_CHANGES_BEFORE_PAUSE"],
                 auth_failure_limit=config["AUTH_FAILURES_BEFORE_PAUSE"], limits=ParseLimits.from_config(config),
                 max_message_bytes=config["LIMIT_MESSAGE_BYTES"],
                 progress=keeper.progress_check(account.id) if keeper else None,
-            )
+            ))
             total.add(result)
             if not result.more:
                 break
@@ -189,6 +189,16 @@ def import_mail(email: str) -> None:
             except RedisError:  # LockError included: it expired, nothing of ours to release
                 pass
     click.echo(json.dumps(total.as_json(), ensure_ascii=False))
+
+
+@mail_cli.command("reconcile")
+@click.argument("email")
+def reconcile_mail(email: str) -> None:
+    """The server's count of each folder at the last poll set against what rolsync did with each message."""
+    from rolsync import reconcile
+
+    account = _account(email)
+    _print_json(reconcile.report(db.session, account))
 
 
 @mail_cli.command("enqueue")

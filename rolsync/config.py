@@ -1,6 +1,7 @@
 """Settings from the environment, with embedded defaults for a single machine."""
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import secrets
@@ -41,6 +42,17 @@ def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:
     if value not in allowed:
         raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
     return value
+
+
+def _networks(name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Comma- or space-separated addresses or CIDRs; a bad one stops the app at start, naming it."""
+    networks = []
+    for item in os.environ.get(name, "").replace(",", " ").split():
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError as exc:
+            raise RuntimeError(f"{name}: {item!r} is not an address or a CIDR such as 10.0.0.0/8") from exc
+    return networks
 
 
 def _ints(name: str, default: list[int]) -> list[int]:
@@ -280,4 +292,8 @@ def load_config(instance_path: str) -> dict:
         "LOGIN_FAILURE_WINDOW_SECONDS": _int("ROLSYNC_LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60),
         "LOGIN_ACCOUNT_FAILURES_BEFORE_DELAY": _int("ROLSYNC_LOGIN_ACCOUNT_FAILURES_BEFORE_DELAY", 10),
         "LOGIN_MAX_DELAY_SECONDS": _int("ROLSYNC_LOGIN_MAX_DELAY_SECONDS", 60),
+        # GET /metrics (Prometheus): from these addresses/CIDRs, or with `Authorization: Bearer <token>`;
+        # neither set: nobody.
+        "METRICS_NETWORKS": _networks("ROLSYNC_METRICS_ALLOW"),
+        "METRICS_TOKEN": os.environ.get("ROLSYNC_METRICS_TOKEN") or None,
     }

@@ -38,7 +38,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from rolsync import logs, notes
+from rolsync import logs, notes, reconcile
 from rolsync.crypto import SecretBox
 from rolsync.documents import DocumentStore
 from rolsync.accounts import pause_account, record_auth_failure
@@ -339,7 +339,9 @@ class AccountImporter:
                         continue
                     state.name = name
                     status = mailbox.status(name)
+                count_due = reconcile.note_poll(state, status)
                 if status.uidvalidity == state.uidvalidity and status.uidnext == state.caught_up_uidnext:
+                    self._count(mailbox, state, count_due)
                     continue  # the cheap poll: nothing arrived since we last read to the end
                 uids, uidnext = self._uids_to_read(mailbox, state, role)
                 take = uids[:budget]
@@ -368,7 +370,34 @@ class AccountImporter:
                 else:
                     result.more = True
                 self.session.commit()
+                self._count(mailbox, state, True)  # mail was read: the counts moved
         return result
+
+    def _count(self, mailbox: MailboxSession, state: FolderState, due: bool) -> None:
+        """Reconcile the folder against the server when its STATUS changed (never on an idle poll)."""
+        if due:  # (otherwise the poll's STATUS commits with the run's row)
+            reconcile.count_folder(self.session, mailbox, state, self.user_id)
+
+    def import_fetched(self, fetched: FetchedMessage, state: FolderState, direction: Direction
+                       ) -> MessageOutcome | None:
+        """Import one message fetched by hand (the history's "Import this message") through the same rules
+        and ledger as a run, without moving any watermark; None when the ledger has it already."""
+        message = self._parse(fetched)
+        try:
+            for attempt in (1, 2):
+                try:
+                    self._decide([message], direction)
+                    self._save([message], state)
+                    self.session.commit()
+                    return message.outcome
+                except IntegrityError:
+                    self.session.rollback()  # saved by a second press a moment ago: decide again
+                    if attempt == 2:
+                        raise
+            return None
+        finally:
+            if message.parsed is not None:
+                message.parsed.discard_spool()
 
     def _refresh_rules(self) -> None:
         if not self._follow_active:
@@ -767,6 +796,7 @@ def import_account(
         run.error = _describe(exc)
         account.last_run_at = run.finished_at
         account.last_error = run.error
+        account.last_error_code = getattr(exc, "code", None) or type(exc).__name__
         if isinstance(exc, AuthFailed):
             record_auth_failure(session, account, auth_failure_limit)
         elif isinstance(exc, UidValidityUnstable):
@@ -776,8 +806,8 @@ def import_account(
     run = session.get(ImportRun, run_id)
     run.finished_at = utcnow()
     run.counts = result.as_json()
-    account.last_run_at = run.finished_at
-    account.last_error = None
+    account.last_run_at = account.last_success_at = run.finished_at
+    account.last_error = account.last_error_code = None
     account.auth_failures = 0
     session.commit()
     return result

@@ -323,6 +323,7 @@ def import_account_job(account_id: int, manual: bool = False) -> dict | Retry:
 
 def _import_with_lock(app, session, svc, job, account_id: int, keeper: LockKeeper,
                       manual: bool = False) -> dict | Retry:
+    from rolsync import metrics
     from rolsync.importer import ImportResult, UidValidityUnstable, import_account
     from rolsync.mail.errors import AuthFailed, MailError
 
@@ -343,14 +344,14 @@ def _import_with_lock(app, session, svc, job, account_id: int, keeper: LockKeepe
     total = ImportResult()
     try:
         while True:
-            result = import_account(
+            result = metrics.observed(svc.redis, svc.queue.name, lambda: import_account(
                 session, account, secrets=svc.secrets, store=svc.documents,
                 max_messages=config["IMPORT_RUN_MESSAGES"], fetch_batch=config["IMPORT_FETCH_BATCH"],
                 timeout=config["IMAP_TIMEOUT"], job_id=job.id if job else None, progress=progress,
                 deadline=deadline, uidvalidity_limit=config["UIDVALIDITY_CHANGES_BEFORE_PAUSE"],
                 auth_failure_limit=config["AUTH_FAILURES_BEFORE_PAUSE"], limits=ParseLimits.from_config(config),
                 max_message_bytes=config["LIMIT_MESSAGE_BYTES"],
-            )
+            ))
             total.add(result)
             progress(0, 0)
             if not result.more or time.monotonic() > deadline:
@@ -413,9 +414,10 @@ def due_accounts(session: Session, default_interval: int, watched: frozenset[int
 
 
 def dispatch_due_imports() -> list[str]:
-    """The scheduled job: queue an import for every account that is due.
+    """The scheduled job: queue an import for every account that is due, and raise or clear stall alarms.
 
-    Every worker's scheduler may run this; enqueue_import makes repeats no-ops.
+    Every worker's scheduler may run this; enqueue_import makes repeats no-ops,
+    and check_stalls keeps one open alarm per mailbox owner.
     """
     from rolsync import push, services
     from rolsync.extensions import db
@@ -435,6 +437,10 @@ def dispatch_due_imports() -> list[str]:
                 job, created = enqueue_import(queue, account.id)
                 if created:
                     queued.append(job.id)
+            # After the enqueues, so a failing check never holds up an import; then re-raised like any failure.
+            from rolsync.mailboxes import check_stalls
+
+            check_stalls(db.session, app.config)
             return queued
         finally:
             db.session.remove()

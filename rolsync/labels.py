@@ -31,6 +31,8 @@ REASON_LABELS = {
     "blocked": "the address is blocked",
     "custom": "a custom import rule",
     "held_for_record": "kept until a record has the address",
+    "already_imported": "another copy of a message already imported",
+    "too_large": "larger than the message size limit",
 }
 
 ATTACHMENT_REASON_LABELS = {
@@ -71,7 +73,8 @@ WARNING_KIND_LABELS = {
     WarningKind.CUSTOM_RULE.value: "Held by an import rule",
     WarningKind.MESSAGE_TOO_LARGE.value: "Message too large",
     "intake": "New person",
-    "stalled": "Import stalled",
+    WarningKind.STALLED.value: "Mailbox stopped importing",
+    WarningKind.UNACCOUNTED.value: "Messages not accounted for",
 }
 
 SETTING_LABELS = {

@@ -66,6 +66,11 @@ class WarningKind(str, enum.Enum):
     UIDVALIDITY_UNSTABLE = "uidvalidity_unstable"
     CUSTOM_RULE = "custom_rule"
     MESSAGE_TOO_LARGE = "message_too_large"
+    STALLED = "stalled"
+    """A mailbox that stopped importing: no successful poll for three intervals, new mail left unread, or
+    its OAuth refresh failing. Resolved by the scheduler's tick when the cause goes."""
+    UNACCOUNTED = "unaccounted"
+    """Messages on the server that rolsync has neither read nor left out for a known reason."""
 
 
 class WarningStatus(str, enum.Enum):
@@ -164,6 +169,10 @@ class MailAccount(db.Model):
     # Push (IMAP IDLE, rolsync/watcher.py) for this mailbox; admins switch it off per mailbox, or for all
     # with the "push" AppSetting. Without push (or a server without IDLE) the schedule alone imports it.
     push_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # The end of the last import run that worked, and the code of the last failure (None after a success):
+    # the stall alarms and the Mailboxes page read these, never the run history.
+    last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error_code: Mapped[str | None] = mapped_column(String(64))
 
     user: Mapped[User] = relationship(back_populates="mail_account")
     folders: Mapped[list["FolderState"]] = relationship(back_populates="account", cascade="all, delete-orphan")
@@ -232,6 +241,15 @@ class FolderState(db.Model):
     # Recent UIDVALIDITY changes, for the circuit breaker.
     uidvalidity_changes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     uidvalidity_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The server's STATUS at the last poll (MESSAGES; UIDNEXT is `uidnext`), and when that poll was.
+    server_messages: Mapped[int | None] = mapped_column(BigInteger)
+    polled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Since when a poll has seen UIDNEXT beyond what the import has read to the end (None: caught up).
+    uidnext_pending_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Every message on the server at the last poll that changed something, counted by what rolsync
+    # did with it (see rolsync/reconcile.py); taken again only when STATUS changes.
+    reconciliation: Mapped[dict | None] = mapped_column(JSON)
+    reconciled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
     account: Mapped[MailAccount] = relationship(back_populates="folders")

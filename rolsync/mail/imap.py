@@ -541,6 +541,43 @@ class MailboxSession:
                 found = sorted(client.search(["ALL"]))
         return found[-limit:]
 
+    @property
+    def examined(self) -> str | None:
+        """The folder open now (by ``examine``), if any."""
+        return self._folder.name if self._folder else None
+
+    def all_uids(self) -> list[int]:
+        """Every UID of the examined folder, ascending (one UID SEARCH ALL: reconciliation only)."""
+        self._require_folder()
+        with self._translating() as client:
+            return sorted(client.search(["ALL"]))
+
+    def search_uids(self, criteria: list) -> list[int]:
+        """UIDs of the examined folder matching IMAP SEARCH `criteria` (imapclient's list form), ascending."""
+        self._require_folder()
+        with self._translating() as client:
+            return sorted(client.search(criteria, charset="UTF-8"))
+
+    def fetch_headers(self, uids: list[int], fields: tuple[str, ...] = ("SUBJECT", "FROM", "DATE", "MESSAGE-ID")
+                      ) -> Iterator[tuple[int, bytes, datetime | None]]:
+        """(UID, those header lines, INTERNALDATE) of each message still there: never the body."""
+        self._require_folder()
+        if not uids:
+            return
+        item = f"BODY.PEEK[HEADER.FIELDS ({' '.join(fields)})]"
+        with self._translating() as client:
+            response = client.fetch(uids, [item, "INTERNALDATE"])
+        for uid in uids:
+            data = response.get(uid)
+            if data:
+                raw = next((value for key, value in data.items() if key.startswith(b"BODY[HEADER")), b"")
+                yield uid, bytes(raw or b""), data.get(b"INTERNALDATE")
+
+    def selectable_folders(self) -> list[str]:
+        """The names of every folder that can be opened, in the server's order."""
+        return [name for flags, _delimiter, name in self._list_folders()
+                if not _UNSELECTABLE & {_flag(f) for f in flags}]
+
     def fetch(self, uids: list[int], batch_size: int = 50) -> Iterator[FetchedMessage]:
         """The messages with these UIDs, ascending, in batches; UIDs gone from the server are skipped."""
         for batch in self.fetch_batches(uids, batch_size=batch_size):

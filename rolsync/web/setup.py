@@ -17,7 +17,8 @@ from rolsync.models import User
 from rolsync.warnings import open_count
 from rolsync.web import sessions
 
-PUBLIC_ENDPOINTS = frozenset({"auth.login", "firstrun.setup", "static", "probes.healthz", "probes.readyz"})
+PUBLIC_ENDPOINTS = frozenset({"auth.login", "firstrun.setup", "static", "probes.healthz", "probes.readyz",
+                              "metrics.scrape"})  # metrics: its own check
 """The only endpoints a signed-out visitor reaches; everything else sends them to sign in."""
 
 CONTENT_SECURITY_POLICY = "; ".join([

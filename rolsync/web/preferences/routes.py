@@ -14,11 +14,11 @@ from flask_login import current_user
 from redis.exceptions import RedisError
 from werkzeug.datastructures import CombinedMultiDict
 
-from rolsync import jobs, push, services
+from rolsync import jobs, push, reconcile, services
 from rolsync.accounts import AccountError, change_own_password, configure_mailbox
 from rolsync.crypto import SecretUnreadable
 from rolsync.extensions import db
-from rolsync.history import last_finished_run, recent_runs
+from rolsync.history import REASON_LABELS, last_finished_run, recent_runs
 from rolsync.importer import settings_for
 from rolsync.mail.errors import Timeout
 from rolsync.mail.imap import ConnectionReport, ImapSettings, test_connection
@@ -78,6 +78,7 @@ def _render(user: User, form: MailboxSettingsForm, status: int = 200):
         push_on=push.push_on(db.session), last_mail=push.last_mail_at(db.session, account) if account else None,
         next_run=next_scheduled_run(account, current_app.config, now) if account else None,
         own=user.id == current_user.id, test_timeout=_test_timeout(),
+        reconciliation=reconcile.report(db.session, account) if account else None, reason_labels=REASON_LABELS,
     ), status
 
 
