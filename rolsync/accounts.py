@@ -97,7 +97,14 @@ def validate_ca_pem(pem: str) -> str:
         raise AccountError("the CA certificate must be a PEM file (-----BEGIN CERTIFICATE-----)", "ca_pem") from exc
     if not certificates:
         raise AccountError("the CA certificate file holds no certificate", "ca_pem")
-    return pem.strip() + "\n"
+    return _normal_pem(pem)
+
+
+def _normal_pem(pem: str | None) -> str | None:
+    """One spelling of a PEM text: a browser's textarea sends CRLF, a file may end without a newline."""
+    if not pem or not pem.strip():
+        return None
+    return "\n".join(line.rstrip() for line in pem.strip().splitlines()) + "\n"
 
 
 def configure_mailbox(session: Session, secrets: SecretBox, user: User, form: MailboxForm,
@@ -161,7 +168,7 @@ def configure_mailbox(session: Session, secrets: SecretBox, user: User, form: Ma
 
 def _destination(account: MailAccount) -> tuple:
     """Where the account's secret goes: (host, port, security, username, CA)."""
-    return (account.host, account.port, account.security, account.username, account.ca_pem)
+    return (account.host, account.port, account.security, account.username, _normal_pem(account.ca_pem))
 
 
 def _server_text(destination: tuple) -> str:

@@ -37,6 +37,20 @@ def _limits() -> tuple[timedelta, timedelta]:
             timedelta(hours=config.get("SESSION_MAX_HOURS", 12)))
 
 
+def sign_in(db_session: Session, user: User) -> None:
+    """Sign `user` in with a fresh cookie session and its server-side row (the sign-in and setup pages)."""
+    from flask_login import login_user
+
+    from rolsync.web.setup import password_fingerprint  # setup imports this module
+
+    session.clear()  # nothing carried over from before sign-in
+    login_user(user)
+    start(db_session, user)
+    session["password_fp"] = password_fingerprint(user)
+    user.last_login_at = utcnow()
+    db_session.commit()
+
+
 def start(db_session: Session, user: User) -> None:
     """A new server-side session for `user`, named in the (already cleared) cookie session."""
     idle, lifetime = _limits()

@@ -6,19 +6,18 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from flask import current_app, flash, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_user, logout_user
+from flask_login import current_user, logout_user
 from sqlalchemy import select
 from werkzeug.security import check_password_hash
 
 from rolsync import firstrun, services
 from rolsync.extensions import db
 from rolsync.mail.parse.addresses import normalise_address
-from rolsync.models import User, utcnow
+from rolsync.models import User
 from rolsync.ratelimit import Gate, Limit, RateLimiter
 from rolsync.web import sessions
 from rolsync.web.auth import bp
 from rolsync.web.auth.forms import LoginForm, LogoutForm
-from rolsync.web.setup import password_fingerprint
 
 # Checked against when the e-mail is unknown, so a wrong address costs as long as a wrong password.
 _DUMMY_HASH = "scrypt:32768:8:1$abcdefghijklmnop$" + "0" * 128
@@ -125,12 +124,7 @@ def login():
                 if not user.active:
                     form.form_errors.append("This account is switched off. Ask an admin to switch it on.")
                 else:
-                    session.clear()  # a fresh session: nothing carried over from before sign-in
-                    login_user(user)
-                    sessions.start(db.session, user)
-                    session["password_fp"] = password_fingerprint(user)
-                    user.last_login_at = utcnow()
-                    db.session.commit()
+                    sessions.sign_in(db.session, user)
                     return redirect(_safe_next(request.args.get("next")) or url_for("dashboard.index"))
             else:
                 if user is None:
