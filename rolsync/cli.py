@@ -25,6 +25,7 @@ mail_cli = AppGroup("mail", help="Mailbox settings, connection tests and imports
 rules_cli = AppGroup("rules", help="The import rules as JSON.")
 notes_cli = AppGroup("notes", help="The notes the import made.")
 warnings_cli = AppGroup("warnings", help="The warning queue.")
+records_cli = AppGroup("records", help="Contacts and candidates: erasing a person.")
 
 
 def _read_secret_from_stdin(what: str) -> str:
@@ -78,9 +79,13 @@ def load_crm(file: str) -> None:
             rows = crm.read_rows(csv.DictReader(fh))
         except crm.CrmLoadError as exc:
             raise click.ClickException(str(exc)) from exc
+    rows, erased = crm.without_suppressed(db.session, services.get().suppression_key, rows)
     added, unchanged = crm.load_rows(db.session, rows, services.get().documents)
     db.session.commit()
     click.echo(f"Loaded {added} new record(s); {unchanged} already present")
+    if erased:
+        click.echo(f"Left out {erased} row(s) whose address belongs to an erased person "
+                   "(an admin can lift that on the Erased people page)", err=True)
 
 
 @mail_cli.command("configure")
@@ -270,6 +275,33 @@ def export_warnings() -> None:
     ])
 
 
+COUNT_LABELS = {
+    "records": "records", "notes": "notes", "documents": "documents", "ledger_entries": "ledger entries",
+    "warnings": "warnings", "intake_items": "intake items", "held_messages": "held messages",
+}
+
+
+@records_cli.command("erase")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Erase without asking.")
+def erase_record(email: str, yes: bool) -> None:
+    """Erase the person with this address: records, notes, documents, mail traces; then suppress the address."""
+    from rolsync import erasure
+
+    try:
+        plan = erasure.plan_erasure(db.session, email)
+    except erasure.ErasureError as exc:
+        raise click.ClickException(f"{exc.message} {exc.hint}".strip()) from exc
+    counts = plan.counts.as_json()
+    for key, label in COUNT_LABELS.items():
+        click.echo(f"{label}: {counts[key]}")
+    if not yes and not click.confirm("Erase all of this for good?", default=False):
+        raise click.ClickException("nothing was erased")
+    svc = services.get()
+    audit = erasure.erase_person(db.session, svc.documents, svc.suppression_key, plan, erased_by="flask records erase")
+    click.echo(f"Erased; the address is now suppressed (erasure {audit.id})")
+
+
 def register_commands(app: Flask) -> None:
-    for group in (users_cli, crm_cli, mail_cli, rules_cli, notes_cli, warnings_cli):
+    for group in (users_cli, crm_cli, mail_cli, rules_cli, notes_cli, warnings_cli, records_cli):
         app.cli.add_command(group)

@@ -96,6 +96,10 @@ class DocumentStore:
     def exists(self, sha256: str) -> bool:
         return self.path_for(sha256).exists()
 
+    def delete(self, sha256: str) -> None:
+        """Remove a file (an erasure's, once no row names it); nothing happens when it is not there."""
+        self.path_for(sha256).unlink(missing_ok=True)
+
 
 _WRITERS: tuple[int, ThreadPoolExecutor] | None = None
 

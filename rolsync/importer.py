@@ -29,7 +29,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from rolsync import notes
+from rolsync import erasure, notes
 from rolsync.crypto import SecretBox
 from rolsync.documents import DocumentStore
 from rolsync.accounts import pause_account, record_auth_failure
@@ -513,6 +513,7 @@ class AccountImporter:
         lookups = find_records(self.session, {
             address for message in messages if message.key not in seen and message.parsed is not None
             for address in addresses_to_match(message.parsed, direction, self.own_addresses)})
+        erased = self._erased_addresses([m for m in messages if m.key not in seen and m.parsed is not None])
         for message in messages:
             if message.failure is not None:
                 message.outcome = MessageOutcome(Outcome.FAILED, "error", None, warnings=1)
@@ -524,6 +525,9 @@ class AccountImporter:
             seen.add(message.key)
             if message.unreadable is not None:
                 message.outcome = MessageOutcome(Outcome.WARNED, "unreadable", None, warnings=1)
+                continue
+            if erasure.involves(message.parsed, erased):
+                self._skip_erased(message, direction)
                 continue
             try:
                 decision = decide(self.session, self.rules, message.parsed, direction, own=self.own,
@@ -537,6 +541,20 @@ class AccountImporter:
             message.decision = decision
             message.outcome = MessageOutcome(decision.outcome, decision.reason, decision.rule,
                                              warnings=len(decision.warnings))
+
+    def _erased_addresses(self, messages: list[_Message]) -> set[str]:
+        """The addresses of erased people among these messages' (one query)."""
+        from rolsync import services
+
+        return erasure.suppressed_among(self.session, services.get().suppression_key,
+                                        (a for m in messages for a in erasure.message_addresses(m.parsed)))
+
+    def _skip_erased(self, message: _Message, direction: Direction) -> None:
+        """A message naming an erased person is not imported, held or warned about; its ledger row says nothing."""
+        decision = Decision(direction)
+        decision.skip(erasure.SKIP_REASON, None)
+        message.decision = decision
+        message.outcome = MessageOutcome(Outcome.SKIPPED, erasure.SKIP_REASON, None)
 
     def _fail(self, message: _Message, exc: Exception) -> None:
         """Turn a message into a failure, kept as a warning so it can be retried."""
@@ -634,6 +652,8 @@ class AccountImporter:
         parsed = message.parsed if message.failure is None and message.unreadable is None else None
         outcome, decision = message.outcome, message.decision
         details = {"dropped": [d.as_json() for d in decision.dropped]} if decision and decision.dropped else None
+        if outcome.reason == erasure.SKIP_REASON:
+            parsed = None  # nothing about a message that names an erased person
         return {
             "user_id": self.user_id,
             "dedupe_key": message.key,

@@ -102,6 +102,14 @@ class User(UserMixin, db.Model):
         return self.active
 
 
+class Visibility(str, enum.Enum):
+    """Who sees the notes made from a mailbox."""
+
+    EVERYONE = "everyone"
+    PRIVATE = "private"
+    """Only the mailbox's owner and admins."""
+
+
 class AuthMethod(str, enum.Enum):
     """How rolsync signs in to a mailbox."""
 
@@ -144,6 +152,9 @@ class MailAccount(db.Model):
     paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     paused_reason: Mapped[str | None] = mapped_column(Text)
     auth_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Who sees the notes made from this mailbox (Visibility): everyone, or only its owner and admins.
+    visibility: Mapped[str] = mapped_column(String(16), default=Visibility.EVERYONE.value,
+                                            server_default=Visibility.EVERYONE.value)
 
     user: Mapped[User] = relationship(back_populates="mail_account")
     folders: Mapped[list["FolderState"]] = relationship(back_populates="account", cascade="all, delete-orphan")
@@ -432,6 +443,27 @@ class ImportWarning(db.Model):
     resolution: Mapped[str | None] = mapped_column(String(32))
 
     user: Mapped[User] = relationship()
+
+
+class SuppressedAddress(db.Model):
+    """An erased person's address, kept only as a keyed hash so no import or load brings them back."""
+
+    __tablename__ = "suppressed_addresses"
+
+    # HMAC-SHA256 of the normalised address (rolsync.erasure.address_digest), hex.
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Erasure(db.Model):
+    """The audit of one erasure: who and when, and how many of each kind of row went; nothing about the person."""
+
+    __tablename__ = "erasures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    erased_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    erased_by: Mapped[str] = mapped_column(String(320))
+    counts: Mapped[dict] = mapped_column(JSON, default=dict)
 
 
 class ImportRun(db.Model):

@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from rolsync.documents import DocumentStore
+from rolsync.erasure import AddressSuppressed, is_suppressed
 from rolsync.mail.parse import normalise_address
 from rolsync.matching import find_records
 from rolsync.models import Candidate, Company, Contact, Document, EmailAddress, Note, RecordKind, utcnow
@@ -141,8 +142,12 @@ def shared_with(session: Session, record: Contact | Candidate) -> dict[str, list
     return shared
 
 
-def add_email(session: Session, record: Contact | Candidate, value: str) -> EmailAddress:
-    """Give the record another address (normalised as the import compares them); RecordError if refused."""
+def add_email(session: Session, record: Contact | Candidate, value: str,
+              suppression_key: bytes | None = None) -> EmailAddress:
+    """Give the record another address (normalised as the import compares them); RecordError if refused.
+
+    With `suppression_key`, an erased person's address is refused too.
+    """
     address = normalise_address(value)
     if not address or "@" not in address:
         raise RecordError(f"{value.strip() or 'An empty value'} is not an e-mail address.")
@@ -150,6 +155,8 @@ def add_email(session: Session, record: Contact | Candidate, value: str) -> Emai
         raise RecordError("Add one address at a time.")
     if any(e.address == address for e in record.emails):
         raise RecordError(f"{record.name} already has the address {address}.")
+    if suppression_key is not None and is_suppressed(session, suppression_key, address):
+        raise RecordError(AddressSuppressed(address).message + " " + AddressSuppressed(address).hint)
     email = EmailAddress(address=address)
     record.emails.append(email)
     record.updated_at = utcnow()

@@ -25,6 +25,13 @@ class Services:
         return SecretBox.from_config(self.config.get("ROLSYNC_ENCRYPTION_KEYS"), self.instance_path)
 
     @cached_property
+    def suppression_key(self) -> bytes:
+        """The key of erased people's address hashes (rolsync.erasure)."""
+        from rolsync.erasure import suppression_key
+
+        return suppression_key(self.config.get("ROLSYNC_SUPPRESSION_KEY") or self.config["SECRET_KEY"])
+
+    @cached_property
     def documents(self) -> DocumentStore:
         return DocumentStore(self.config["DOCUMENT_ROOT"])
 

@@ -24,3 +24,16 @@ class AddEmailForm(FlaskForm):
 
 class RemoveEmailForm(FlaskForm):
     """Only the CSRF token: the address is in the URL."""
+
+
+class EraseForm(FlaskForm):
+    """Only the CSRF token: the record is in the URL."""
+
+    submit = SubmitField("Erase this person for good")
+
+
+class LiftForm(FlaskForm):
+    address = StringField("E-mail address", validators=[
+        InputRequired(message="Enter an e-mail address."), Length(max=320)],
+        render_kw={"autocomplete": "off", "spellcheck": "false", "placeholder": "name@example.com"})
+    submit = SubmitField("Allow this address again")

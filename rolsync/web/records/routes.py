@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 
-from rolsync import services
+from rolsync import erasure, services
 from rolsync.extensions import db
 from rolsync.records import (
     RecordError,
@@ -22,7 +22,8 @@ from rolsync.records import (
 from rolsync.warnings import open_warnings_for_address
 from rolsync.web.preferences.forms import sentence
 from rolsync.web.records import bp
-from rolsync.web.records.forms import AddEmailForm, RecordSearchForm, RemoveEmailForm
+from rolsync.web.access import actor, admin_required
+from rolsync.web.records.forms import AddEmailForm, EraseForm, LiftForm, RecordSearchForm, RemoveEmailForm
 
 KINDS = ("contact", "candidate")
 
@@ -76,7 +77,7 @@ def add_address(kind: str, record_id: int):
     if not form.validate_on_submit():
         return _render_record(record, form, 422)
     try:
-        email = add_email(db.session, record, form.address.data)
+        email = add_email(db.session, record, form.address.data, services.get().suppression_key)
     except RecordError as exc:
         db.session.rollback()
         form.address.errors = [*form.address.errors, sentence(str(exc))]
@@ -116,6 +117,53 @@ def remove_address(kind: str, record_id: int, email_id: int):
               "If the address now belongs to one record, open Warnings and choose Retry to import the message.",
               "info")
     return redirect(url_for("records.show", kind=kind, record_id=record_id))
+
+
+ERASE_LABELS = (("records", "records"), ("notes", "notes"), ("documents", "documents"),
+                ("ledger_entries", "import history entries (their subjects and addresses are blanked)"),
+                ("warnings", "warnings"), ("intake_items", "intake items"),
+                ("held_messages", "messages kept for a record to come"))
+
+
+@bp.route("/records/<kind>/<int:record_id>/erase", methods=["GET", "POST"])
+@admin_required
+def erase(kind: str, record_id: int):
+    """Erase a person: first the counts of what goes, then (on confirming) everything, and the address is blocked."""
+    record = _record(kind, record_id)
+    plan = erasure.plan_record_erasure(db.session, record)
+    form = EraseForm()
+    if form.validate_on_submit():
+        svc = services.get()
+        audit = erasure.erase_person(db.session, svc.documents, svc.suppression_key, plan, erased_by=actor())
+        counts = audit.counts
+        flash(f"The person was erased: {counts['notes']} notes, {counts['documents']} documents and "
+              f"{counts['warnings']} warnings are gone, and their address{'es are' if len(plan.addresses) != 1 else ' is'}"
+              " blocked from imports and loads.", "success")
+        return redirect(url_for("records.erased"))
+    counts = plan.counts.as_json()
+    return render_template("records/erase.html", record=record, form=form, plan=plan,
+                           counts=[(label, counts[key]) for key, label in ERASE_LABELS])
+
+
+@bp.route("/records/erased", methods=["GET", "POST"])
+@admin_required
+def erased():
+    """Erased people: the audit (counts only), and lifting the block on an address."""
+    form = LiftForm()
+    if form.validate_on_submit():
+        try:
+            lifted = erasure.lift_suppression(db.session, services.get().suppression_key, form.address.data)
+        except erasure.ErasureError as exc:
+            form.address.errors = [*form.address.errors, exc.message]
+        else:
+            db.session.commit()
+            if lifted:
+                flash("The address may be imported and loaded again.", "success")
+            else:
+                flash("That address was not blocked.", "info")
+            return redirect(url_for("records.erased"))
+    return render_template("records/erased.html", form=form, erasures=erasure.erasures(db.session),
+                           labels=ERASE_LABELS)
 
 
 @bp.route("/documents/<int:document_id>")
