@@ -85,7 +85,7 @@ def load_crm(file: str) -> None:
     click.echo(f"Loaded {added} new record(s); {unchanged} already present")
     if erased:
         click.echo(f"Left out {erased} row(s) whose address belongs to an erased person "
-                   "(an admin can lift that on the Erased people page)", err=True)
+                   "(an admin can lift that on the Privacy page)", err=True)
 
 
 @mail_cli.command("configure")
@@ -222,9 +222,15 @@ def import_rules(file) -> None:
 
 
 @notes_cli.command("export")
-def export_notes() -> None:
-    """Print every note as JSON."""
-    notes = db.session.scalars(select(Note).order_by(Note.id))
+@click.option("--visible-to", "visible_to", metavar="EMAIL",
+              help="Only the notes this user may see in the panel (private mailboxes' notes are left out "
+                   "unless they are the user's own or the user is an admin).")
+def export_notes(visible_to: str | None) -> None:
+    """Print notes as JSON: every note of every mailbox, private mailboxes' included, unless --visible-to."""
+    from rolsync.privacy import note_visible
+
+    viewer = _user(visible_to) if visible_to else None
+    notes = db.session.scalars(select(Note).where(note_visible(viewer)).order_by(Note.id))
     _print_json([_note_json(note) for note in notes])
 
 
@@ -249,6 +255,7 @@ def _note_json(note: Note) -> dict:
         "to": note.to_addrs,
         "cc": note.cc_addrs,
         "body": note.body,
+        "capture_level": note.capture_level,
         "documents": [
             {"filename": d.filename, "content_type": d.content_type, "size": d.size, "sha256": d.sha256}
             for d in note.documents

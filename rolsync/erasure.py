@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from rolsync.documents import DocumentStore
 from rolsync.mail.parse import ParsedMessage, normalise_address
+from rolsync.privacy import unreferenced_files
 from rolsync.models import (
     Candidate,
     Contact,
@@ -65,7 +66,7 @@ class AddressSuppressed(ErasureError):
 
     def __init__(self, address: str):
         super().__init__(f"{address} belongs to a person who was erased, so rolsync does not keep it.",
-                         "An admin can lift this on the Erased people page if the person asks to be added back.")
+                         "An admin can lift this on the Privacy page if the person asks to be added back.")
 
 
 def suppression_key(secret: str) -> bytes:
@@ -263,7 +264,7 @@ def erase_person(session: Session, store: DocumentStore, key: bytes, plan: Erasu
         if ids:
             session.execute(delete(EmailAddress).where(column.in_(ids)))
             session.execute(delete(model).where(model.id.in_(ids)))
-    unused = _unreferenced(session, files)
+    unused = unreferenced_files(session, files)
     if unused:
         session.execute(delete(StoredFile).where(StoredFile.sha256.in_(sorted(unused))))
     plan.counts.files = len(unused)
@@ -281,17 +282,6 @@ def erase_person(session: Session, store: DocumentStore, key: bytes, plan: Erasu
         session.commit()
     log.info("erasure %s by %s: %s", audit.id, erased_by, plan.counts.as_json())
     return audit
-
-
-def _unreferenced(session: Session, digests: set[str]) -> set[str]:
-    """Of these stored files, the ones no document, warning or held message names."""
-    if not digests:
-        return set()
-    wanted = sorted(digests)
-    used: set[str] = set()
-    for column in (Document.sha256, ImportWarning.raw_sha256, PendingMessage.raw_sha256):
-        used.update(session.scalars(select(column).where(column.in_(wanted)).distinct()))
-    return digests - used
 
 
 def erasures(session: Session, limit: int = 50) -> list[Erasure]:

@@ -29,7 +29,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from rolsync import erasure, notes
+from rolsync import erasure, notes, privacy
 from rolsync.crypto import SecretBox
 from rolsync.documents import DocumentStore
 from rolsync.accounts import pause_account, record_auth_failure
@@ -48,6 +48,7 @@ from rolsync.mail.parse import (
 from rolsync.decisions import Decision, addresses_to_match, decide
 from rolsync.matching import find_records
 from rolsync.models import (
+    CaptureLevel,
     Direction,
     FolderState,
     ImportedMessage,
@@ -253,6 +254,7 @@ class AccountImporter:
         self.uidvalidity_limit = uidvalidity_limit
         self.own = self.rules.own_domains(account.host, account.account_email)
         self.own_addresses = {a.lower() for a in (account.account_email, account.user.email) if "@" in a}
+        self.capture = privacy.capture_level(session, account)
 
     @functools.cached_property
     def _spool_dir(self) -> Path:
@@ -274,6 +276,8 @@ class AccountImporter:
                 if name is None and role == "sent":
                     name = mailbox.find_folders().get("sent")  # it may have been created since
                 counts = result.folders[role] = FolderCounts(name)
+                if privacy.is_private_folder(self.account, name):
+                    continue  # the consultant keeps this folder out of rolsync: never read
                 if name is None:
                     self._note_missing_sent_folder()
                     continue
@@ -526,8 +530,11 @@ class AccountImporter:
             if message.unreadable is not None:
                 message.outcome = MessageOutcome(Outcome.WARNED, "unreadable", None, warnings=1)
                 continue
+            if privacy.has_private_keyword(self.account, message.fetched.flags):
+                self._skip_silently(message, direction, privacy.SKIP_PRIVATE)
+                continue
             if erasure.involves(message.parsed, erased):
-                self._skip_erased(message, direction)
+                self._skip_silently(message, direction, erasure.SKIP_REASON)
                 continue
             try:
                 decision = decide(self.session, self.rules, message.parsed, direction, own=self.own,
@@ -541,6 +548,7 @@ class AccountImporter:
             message.decision = decision
             message.outcome = MessageOutcome(decision.outcome, decision.reason, decision.rule,
                                              warnings=len(decision.warnings))
+            self._apply_capture_level(message)
 
     def _erased_addresses(self, messages: list[_Message]) -> set[str]:
         """The addresses of erased people among these messages' (one query)."""
@@ -549,12 +557,20 @@ class AccountImporter:
         return erasure.suppressed_among(self.session, services.get().suppression_key,
                                         (a for m in messages for a in erasure.message_addresses(m.parsed)))
 
-    def _skip_erased(self, message: _Message, direction: Direction) -> None:
-        """A message naming an erased person is not imported, held or warned about; its ledger row says nothing."""
+    def _skip_silently(self, message: _Message, direction: Direction, reason: str) -> None:
+        """Private mail, or mail naming an erased person: not imported, held or warned about; the ledger says nothing of it."""
         decision = Decision(direction)
-        decision.skip(erasure.SKIP_REASON, None)
+        decision.skip(reason, None)
         message.decision = decision
-        message.outcome = MessageOutcome(Outcome.SKIPPED, erasure.SKIP_REASON, None)
+        message.outcome = MessageOutcome(Outcome.SKIPPED, reason, None)
+
+    def _apply_capture_level(self, message: _Message) -> None:
+        """Keep of a decided message only what the mailbox's capture level allows (the rules saw all of it)."""
+        if self.capture is CaptureLevel.FULL or message.parsed is None or message.decision is None:
+            return
+        message.parsed.discard_spool()
+        message.parsed = privacy.reduce(message.parsed, self.capture)
+        message.decision.kept, message.decision.dropped, message.decision.pending = [], [], []
 
     def _fail(self, message: _Message, exc: Exception) -> None:
         """Turn a message into a failure, kept as a warning so it can be retried."""
@@ -608,8 +624,8 @@ class AccountImporter:
             if decision is not None and decision.records:
                 message.outcome.notes_created = writer.add(
                     message.parsed, user_id=self.user_id, folder=state.name, direction=decision.direction,
-                    records=decision.records, kept=decision.kept)
-            if decision is None or decision.warnings or decision.pending:
+                    records=decision.records, kept=decision.kept, capture_level=self.capture)
+            if (decision is None or decision.warnings or decision.pending) and self.capture is CaptureLevel.FULL:
                 # The raw message, so resolving the warning needs no IMAP.
                 raw_sha256[id(message)] = writer.store_bytes(message.fetched.raw, message.raw_sha256)
         writer.flush()
@@ -652,8 +668,8 @@ class AccountImporter:
         parsed = message.parsed if message.failure is None and message.unreadable is None else None
         outcome, decision = message.outcome, message.decision
         details = {"dropped": [d.as_json() for d in decision.dropped]} if decision and decision.dropped else None
-        if outcome.reason == erasure.SKIP_REASON:
-            parsed = None  # nothing about a message that names an erased person
+        if outcome.reason in (erasure.SKIP_REASON, privacy.SKIP_PRIVATE):
+            parsed = None  # nothing about private mail, or mail naming an erased person
         return {
             "user_id": self.user_id,
             "dedupe_key": message.key,

@@ -171,6 +171,8 @@ class FetchedMessage:
     raw: bytes = field(repr=False)
     gm_msgid: int | None
     internaldate: datetime | None
+    # System flags and keywords (FLAGS): a consultant's private keyword keeps the message out.
+    flags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -569,7 +571,7 @@ class MailboxSession:
                 fetched = None  # not held while the next batch arrives
 
     def _fetch_batch(self, batch: list[int]) -> list[FetchedMessage]:
-        items = ["BODY.PEEK[]", "INTERNALDATE"]
+        items = ["BODY.PEEK[]", "INTERNALDATE", "FLAGS"]
         if self.is_gmail:
             items.append("X-GM-MSGID")
         with self._translating() as client:
@@ -585,6 +587,7 @@ class MailboxSession:
                 raw=bytes(raw),
                 gm_msgid=data.get(b"X-GM-MSGID"),
                 internaldate=data.get(b"INTERNALDATE"),
+                flags=tuple(_text(f) for f in data.get(b"FLAGS", ())),
             ))
         return fetched
 

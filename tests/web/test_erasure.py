@@ -19,7 +19,7 @@ def test_only_admins_are_offered_and_allowed_to_erase(app, user, admin):
     assert "Erase this person" in admin.client.get(page).get_data(as_text=True)
     assert user.client.get(f"{page}/erase").status_code == 403
     assert user.client.post(f"{page}/erase").status_code == 403
-    assert user.client.get("/records/erased").status_code == 403
+    assert user.client.get("/privacy").status_code == 403
     assert db.session.get(Contact, seeded.carol_id) is not None
 
 
@@ -52,7 +52,7 @@ def test_the_confirmation_shows_the_counts_and_erasing_leaves_an_audit_of_counts
     refused = user.client.post(f"{dan}/emails", data={"address": "Carol@Client.example"})
     assert refused.status_code == 422
     assert "belongs to a person who was erased" in refused.get_data(as_text=True)
-    lifted = admin.client.post("/records/erased", data={"address": "carol@client.example"}, follow_redirects=True)
+    lifted = admin.client.post("/privacy/lift", data={"address": "carol@client.example"}, follow_redirects=True)
     assert "may be imported and loaded again" in lifted.get_data(as_text=True)
     assert user.client.post(f"{dan}/emails", data={"address": "carol@client.example"}).status_code == 302
 

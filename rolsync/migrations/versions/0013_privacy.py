@@ -1,4 +1,4 @@
-"""Privacy: who sees a mailbox's notes, erased people's address hashes, and the erasure audit
+"""Privacy: who sees a mailbox's notes, how much is captured, private mail, removed notes, erasures
 
 Revision ID: 0013
 Revises: 0007
@@ -16,6 +16,22 @@ def upgrade():
     with op.batch_alter_table("mail_accounts", schema=None) as batch_op:
         batch_op.add_column(sa.Column("visibility", sa.String(length=16), server_default="everyone",
                                       nullable=False))
+        batch_op.add_column(sa.Column("capture_level", sa.String(length=16), nullable=True))
+        batch_op.add_column(sa.Column("private_keyword", sa.String(length=255), nullable=True))
+        batch_op.add_column(sa.Column("private_folder", sa.String(length=512), nullable=True))
+    with op.batch_alter_table("notes", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("capture_level", sa.String(length=16), server_default="full", nullable=False))
+    with op.batch_alter_table("imported_messages", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("removed_at", sa.DateTime(timezone=True), nullable=True))
+    op.create_table(
+        "privacy_policy",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("capture_default", sa.String(length=16), server_default="full", nullable=False),
+        sa.Column("capture_locked", sa.Boolean(), server_default=sa.false(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("updated_by", sa.String(length=320), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_privacy_policy")),
+    )
     op.create_table(
         "suppressed_addresses",
         sa.Column("digest", sa.String(length=64), nullable=False),
@@ -33,7 +49,15 @@ def upgrade():
 
 
 def downgrade():
+    op.drop_table("privacy_policy")
     op.drop_table("erasures")
     op.drop_table("suppressed_addresses")
+    with op.batch_alter_table("imported_messages", schema=None) as batch_op:
+        batch_op.drop_column("removed_at")
+    with op.batch_alter_table("notes", schema=None) as batch_op:
+        batch_op.drop_column("capture_level")
     with op.batch_alter_table("mail_accounts", schema=None) as batch_op:
+        batch_op.drop_column("private_folder")
+        batch_op.drop_column("private_keyword")
+        batch_op.drop_column("capture_level")
         batch_op.drop_column("visibility")

@@ -25,6 +25,7 @@ from rolsync.web.access import subject_user
 from rolsync.web.preferences import bp
 from rolsync.web.preferences.forms import ChangePasswordForm, ImportNowForm, MailboxSettingsForm, sentence
 from rolsync.web.preferences.presets import PRESETS, provider_for, with_preset
+from rolsync.web.privacy.routes import mailbox_privacy_form
 from rolsync.web.setup import password_fingerprint
 
 REPORT_KEY = "connection_report"
@@ -65,6 +66,7 @@ def _render(user: User, form: MailboxSettingsForm, status: int = 200):
         interval=describe_interval(schedule_interval(account, current_app.config)) if account else None,
         next_run=next_scheduled_run(account, current_app.config, now) if account else None,
         own=user.id == current_user.id,
+        privacy_form=mailbox_privacy_form(account) if account else None,
     ), status
 
 

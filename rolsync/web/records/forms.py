@@ -32,8 +32,5 @@ class EraseForm(FlaskForm):
     submit = SubmitField("Erase this person for good")
 
 
-class LiftForm(FlaskForm):
-    address = StringField("E-mail address", validators=[
-        InputRequired(message="Enter an e-mail address."), Length(max=320)],
-        render_kw={"autocomplete": "off", "spellcheck": "false", "placeholder": "name@example.com"})
-    submit = SubmitField("Allow this address again")
+class RemoveNoteForm(FlaskForm):
+    """Only the CSRF token: the note is in the URL."""
