@@ -232,8 +232,7 @@ def remove_note(session: Session, store: DocumentStore, user: User, note_id: int
         raise PrivacyError("Only notes from your own mailbox can be removed.")
     files = {d.sha256 for d in note.documents}
     key = note.message_key
-    session.execute(delete(Document).where(Document.note_id == note.id))
-    session.delete(note)
+    session.delete(note)  # its documents go with it (cascade)
     session.flush()
     # The ledger row stays and says so: a later poll, or the same mail read again, is skipped.
     marked = session.execute(update(ImportedMessage).where(
