@@ -476,6 +476,8 @@ class PrivacyPolicy(db.Model):
                                                  server_default=CaptureLevel.FULL.value)
     # Locked: a consultant may choose the default or less, never more.
     capture_locked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Imported notes and documents older than this many months are deleted by a daily job; None keeps them.
+    retention_months: Mapped[int | None] = mapped_column(Integer)
     updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_by: Mapped[str | None] = mapped_column(String(320))
 

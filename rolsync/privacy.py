@@ -120,6 +120,21 @@ def save_policy(session: Session, capture_default: str, locked: bool, *, by: str
     return row
 
 
+def save_retention(session: Session, months: int | None, *, by: str) -> PrivacyPolicy:
+    """Set (or with None, remove) the age after which imported notes and documents are deleted."""
+    if months is not None and not 1 <= months <= 1200:
+        raise PrivacyError("Enter a number of months from 1 to 1200, or leave it empty to keep everything.",
+                           "retention_months")
+    row = session.get(PrivacyPolicy, 1)
+    if row is None:
+        row = PrivacyPolicy(id=1, capture_default=CaptureLevel.FULL.value, capture_locked=False)
+        session.add(row)
+    row.retention_months = months
+    row.updated_at, row.updated_by = utcnow(), by
+    session.flush()
+    return row
+
+
 def _level(value: str) -> CaptureLevel:
     try:
         return CaptureLevel(value)

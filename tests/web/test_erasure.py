@@ -76,7 +76,7 @@ def test_erase_from_the_record_page_in_chromium(page, live_server):
     expect(counts.get_by_role("row", name=re.compile("Records"))).to_contain_text("1")
     page.get_by_role("button", name="Erase this person for good").click()
 
-    expect(page.get_by_role("heading", name="Erased people")).to_be_visible()
+    expect(page.get_by_role("heading", name="Erased people and deletions")).to_be_visible()
     expect(page.get_by_text("The person was erased")).to_be_visible()
     expect(page.locator("#erasures tbody tr")).to_have_count(1)
     expect(page.locator("#erasures")).to_contain_text(admin_user.email)

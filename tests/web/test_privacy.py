@@ -140,3 +140,18 @@ def test_preferences_save_the_privacy_settings_within_what_admins_allow(app, use
                                                          "private_keyword": "two words"}, follow_redirects=True)
     assert "A keyword is one word" in bad.get_data(as_text=True)
     assert user.client.post("/privacy/capture", data={"capture_default": "full"}).status_code == 403
+
+
+def test_admins_set_retention_on_the_privacy_page(app, user, admin):
+    assert _download_status(user.client, "/privacy") == 403
+    refused = admin.client.post("/privacy/retention", data={"retention_months": "0"})
+    assert refused.status_code == 422
+    assert "from 1 to 1200" in refused.get_data(as_text=True)
+
+    saved = admin.client.post("/privacy/retention", data={"retention_months": "24"}, follow_redirects=True)
+
+    assert "older than 24 months will be deleted each night" in saved.get_data(as_text=True)
+    db.session.expire_all()
+    assert privacy.policy(db.session).retention_months == 24
+    kept = admin.client.post("/privacy/retention", data={"retention_months": ""}, follow_redirects=True)
+    assert "Imported notes and documents are kept." in kept.get_data(as_text=True)

@@ -28,6 +28,7 @@ def upgrade():
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("capture_default", sa.String(length=16), server_default="full", nullable=False),
         sa.Column("capture_locked", sa.Boolean(), server_default=sa.false(), nullable=False),
+        sa.Column("retention_months", sa.Integer(), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("updated_by", sa.String(length=320), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_privacy_policy")),

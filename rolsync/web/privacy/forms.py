@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, SelectField, StringField, SubmitField
-from wtforms.validators import InputRequired, Length, Optional
+from wtforms import BooleanField, IntegerField, SelectField, StringField, SubmitField
+from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from rolsync.models import CaptureLevel, Visibility
 from rolsync.privacy import LEVEL_LABELS, VISIBILITY_LABELS
@@ -29,6 +29,14 @@ class CapturePolicyForm(FlaskForm):
                                   validate_choice=False)
     capture_locked = BooleanField("Consultants may keep less than this, never more")
     submit = SubmitField("Save the capture policy")
+
+
+class RetentionForm(FlaskForm):
+    retention_months = IntegerField("Delete imported notes and documents older than (months)", validators=[
+        Optional(), NumberRange(min=1, max=1200, message="Enter a number of months from 1 to 1200, or leave it "
+                                                          "empty to keep everything.")],
+        render_kw={"min": 1, "max": 1200, "inputmode": "numeric", "placeholder": "Keep everything"})
+    submit = SubmitField("Save retention")
 
 
 class LiftForm(FlaskForm):

@@ -7,7 +7,7 @@ from rolsync import erasure, privacy, services
 from rolsync.extensions import db
 from rolsync.web.access import actor, admin_required, subject_user
 from rolsync.web.privacy import bp
-from rolsync.web.privacy.forms import CapturePolicyForm, LiftForm, MailboxPrivacyForm
+from rolsync.web.privacy.forms import CapturePolicyForm, LiftForm, MailboxPrivacyForm, RetentionForm
 
 ERASE_LABELS = (("records", "records"), ("notes", "notes"), ("documents", "documents"),
                 ("ledger_entries", "import history entries (their subjects and addresses are blanked)"),
@@ -59,19 +59,37 @@ def save_mailbox_privacy(user_id: int | None = None):
     return redirect(page_url(user, "privacy"))
 
 
-def _render_admin_page(policy_form: CapturePolicyForm, lift_form: LiftForm, status: int = 200):
-    return render_template("privacy/index.html", policy_form=policy_form, lift_form=lift_form,
-                           erasures=erasure.erasures(db.session), labels=ERASE_LABELS), status
+def _render_admin_page(*, policy_form: CapturePolicyForm | None = None, lift_form: LiftForm | None = None,
+                       retention_form: RetentionForm | None = None, status: int = 200):
+    """The Privacy page, with the submitted form as it came (errors included) and the others as saved."""
+    rules = privacy.policy(db.session)
+    policy_form = policy_form or CapturePolicyForm(formdata=None, data={
+        "capture_default": rules.capture_default, "capture_locked": rules.capture_locked})
+    retention_form = retention_form or RetentionForm(formdata=None, data={"retention_months": rules.retention_months})
+    return render_template("privacy/index.html", policy_form=policy_form, lift_form=lift_form or LiftForm(formdata=None),
+                           retention_form=retention_form, erasures=erasure.erasures(db.session),
+                           labels=ERASE_LABELS), status
 
 
 @bp.route("/privacy")
 @admin_required
 def index():
-    """The capture policy, the audit of erasures (counts only), and lifting an erased address."""
-    rules = privacy.policy(db.session)
-    policy_form = CapturePolicyForm(formdata=None, data={"capture_default": rules.capture_default,
-                                                         "capture_locked": rules.capture_locked})
-    return _render_admin_page(policy_form, LiftForm(formdata=None))
+    """The capture policy, retention, the audit of erasures (counts only), and lifting an erased address."""
+    return _render_admin_page()
+
+
+@bp.route("/privacy/retention", methods=["POST"])
+@admin_required
+def save_retention():
+    form = RetentionForm()
+    if not form.validate_on_submit():
+        return _render_admin_page(retention_form=form, status=422)
+    privacy.save_retention(db.session, form.retention_months.data, by=actor())
+    db.session.commit()
+    months = form.retention_months.data
+    flash(f"Imported notes and documents older than {months} months will be deleted each night."
+          if months else "Imported notes and documents are kept.", "success")
+    return redirect(url_for("privacy.index"))
 
 
 @bp.route("/privacy/capture", methods=["POST"])
@@ -79,13 +97,13 @@ def index():
 def save_policy():
     form = CapturePolicyForm()
     if not form.validate_on_submit():
-        return _render_admin_page(form, LiftForm(formdata=None), 422)
+        return _render_admin_page(policy_form=form, status=422)
     try:
         privacy.save_policy(db.session, form.capture_default.data or "", bool(form.capture_locked.data), by=actor())
     except privacy.PrivacyError as exc:
         db.session.rollback()
         form.capture_default.errors = [*form.capture_default.errors, exc.message]
-        return _render_admin_page(form, LiftForm(formdata=None), 422)
+        return _render_admin_page(policy_form=form, status=422)
     db.session.commit()
     flash("The capture policy was saved; it applies from each mailbox's next import.", "success")
     return redirect(url_for("privacy.index"))
@@ -96,16 +114,13 @@ def save_policy():
 def lift():
     """Allow an erased person's address again (they asked to be back)."""
     form = LiftForm()
-    rules = privacy.policy(db.session)
-    policy_form = CapturePolicyForm(formdata=None, data={"capture_default": rules.capture_default,
-                                                         "capture_locked": rules.capture_locked})
     if not form.validate_on_submit():
-        return _render_admin_page(policy_form, form, 422)
+        return _render_admin_page(lift_form=form, status=422)
     try:
         lifted = erasure.lift_suppression(db.session, services.get().suppression_key, form.address.data)
     except erasure.ErasureError as exc:
         form.address.errors = [*form.address.errors, exc.message]
-        return _render_admin_page(policy_form, form, 422)
+        return _render_admin_page(lift_form=form, status=422)
     db.session.commit()
     flash("The address may be imported and loaded again." if lifted else "That address was not blocked.",
           "success" if lifted else "info")
