@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 
 from rolsync.documents import DocumentStore
 from rolsync.mail.parse import ParsedMessage, normalise_address
-from rolsync.privacy import unreferenced_files
 from rolsync.models import (
     Candidate,
     Contact,
@@ -36,6 +35,7 @@ from rolsync.models import (
     SuppressedAddress,
     utcnow,
 )
+from rolsync.privacy import unreferenced_files
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +107,12 @@ def lift_suppression(session: Session, key: bytes, value: str) -> bool:
     address = normalise_address(value)
     if not address or "@" not in address:
         raise ErasureError(f"{value.strip() or 'An empty value'} is not an e-mail address.")
-    result = session.execute(delete(SuppressedAddress).where(SuppressedAddress.digest == address_digest(key, address)))
-    return bool(result.rowcount)
+    entry = session.get(SuppressedAddress, address_digest(key, address))
+    if entry is None:
+        return False
+    session.delete(entry)
+    session.flush()
+    return True
 
 
 @dataclass

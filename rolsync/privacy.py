@@ -17,7 +17,7 @@ import dataclasses
 import re
 from collections.abc import Iterable
 
-from sqlalchemy import ColumnElement, delete, or_, select, true, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from rolsync.documents import DocumentStore
@@ -250,9 +250,10 @@ def remove_note(session: Session, store: DocumentStore, user: User, note_id: int
     session.delete(note)  # its documents go with it (cascade)
     session.flush()
     # The ledger row stays and says so: a later poll, or the same mail read again, is skipped.
-    marked = session.execute(update(ImportedMessage).where(
-        ImportedMessage.user_id == user.id, ImportedMessage.message_key == key).values(removed_at=utcnow()))
-    if not marked.rowcount:
+    handled = (ImportedMessage.user_id == user.id, ImportedMessage.message_key == key)
+    if session.scalar(select(func.count(ImportedMessage.id)).where(*handled)):
+        session.execute(update(ImportedMessage).where(*handled).values(removed_at=utcnow()))
+    else:
         session.add(ImportedMessage(user_id=user.id, dedupe_key=key, message_key=key, folder=note.folder,
                                     outcome="imported", reason="removed", removed_at=utcnow(), created_at=utcnow()))
     unused = unreferenced_files(session, files)

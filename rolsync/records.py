@@ -13,9 +13,9 @@ from rolsync.erasure import AddressSuppressed, is_suppressed
 from rolsync.mail.parse import normalise_address
 from rolsync.matching import find_records
 from rolsync.models import Candidate, Company, Contact, Document, EmailAddress, Note, RecordKind, User, utcnow
-from rolsync.privacy import can_see_note, note_visible
 from rolsync.notes import link_pending
 from rolsync.pagination import DEFAULT_PER_PAGE, Page, paginate
+from rolsync.privacy import can_see_note, note_visible
 from rolsync.rules.store import active_rules
 
 

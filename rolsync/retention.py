@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import and_, delete, func, null, or_, select, update
 from sqlalchemy.orm import Session
@@ -55,8 +55,10 @@ def apply_retention(session: Session, store: DocumentStore, *, now: datetime | N
         if not ids:
             break
         files = set(session.scalars(select(Document.sha256).where(Document.note_id.in_(ids))))
-        counts.documents += session.execute(delete(Document).where(Document.note_id.in_(ids))).rowcount or 0
-        counts.notes += session.execute(delete(Note).where(Note.id.in_(ids))).rowcount or 0
+        counts.documents += session.scalar(select(func.count(Document.id)).where(Document.note_id.in_(ids))) or 0
+        session.execute(delete(Document).where(Document.note_id.in_(ids)))
+        session.execute(delete(Note).where(Note.id.in_(ids)))
+        counts.notes += len(ids)
         unused = unreferenced_files(session, files)
         if unused:
             session.execute(delete(StoredFile).where(StoredFile.sha256.in_(sorted(unused))))

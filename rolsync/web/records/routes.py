@@ -20,10 +20,10 @@ from rolsync.records import (
     shared_with,
 )
 from rolsync.warnings import open_warnings_for_address
-from rolsync.web.preferences.forms import sentence
-from rolsync.web.records import bp
 from rolsync.web.access import actor, admin_required
+from rolsync.web.preferences.forms import sentence
 from rolsync.web.privacy.routes import ERASE_LABELS
+from rolsync.web.records import bp
 from rolsync.web.records.forms import (
     AddEmailForm,
     EraseForm,
