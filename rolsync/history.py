@@ -35,6 +35,7 @@ REASON_LABELS = {
     "attached": "attached from the warning queue",
     "own_domain": "mail between colleagues (own domain)",
     "erased_person": "names a person who was erased",
+    "private": "marked private by its owner",
     "no_match": "no contact or candidate has the address",
     "no_counterpart": "no other address on the message",
     "duplicate_address": "address shared by several records",
