@@ -47,6 +47,9 @@ SKIP_REASON = "erased_person"
 
 _KEY_LABEL = b"rolsync: addresses of erased people"
 
+INTAKE_KIND = "intake"
+"""The warning kind of an intake item (New people), which the intake queue adds."""
+
 
 class ErasureError(Exception):
     """An erasure or lifting was refused."""
@@ -211,7 +214,13 @@ def _count(session: Session, plan: ErasurePlan) -> ErasurePlan:
         counts.documents = session.scalar(select(func.count(Document.id)).where(
             Document.note_id.in_(plan.note_ids))) or 0
     counts.ledger_entries = len(plan.ledger_ids)
-    counts.warnings = len(plan.warning_ids)
+    # Intake items (New people) are warnings of kind "intake": counted apart, erased alike.
+    intake = 0
+    for ids in _chunks(plan.warning_ids):
+        intake += session.scalar(select(func.count(ImportWarning.id)).where(
+            ImportWarning.id.in_(ids), ImportWarning.kind == INTAKE_KIND)) or 0
+    counts.intake_items = intake
+    counts.warnings = len(plan.warning_ids) - intake
     counts.held_messages = len(plan.pending_ids)
     return plan
 

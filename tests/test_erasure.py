@@ -175,3 +175,23 @@ def test_a_lifted_address_loads_again(app, consultant, crm, tmp_path):
     load_crm(app, [("candidate", "Cathy Candidate", CATHY, "")], tmp_path)
 
     assert db.session.scalar(select(func.count(Candidate.id)).where(Candidate.name == "Cathy Candidate")) == 1
+
+
+def test_intake_items_are_counted_apart_and_erased(app, consultant, crm):
+    from rolsync.models import User
+
+    owner = db.session.scalar(select(User.id).where(User.email == consultant.email))
+    db.session.add_all([
+        ImportWarning(user_id=owner, kind="intake", address=CATHY, subject="Application: data analyst",
+                      from_addr=CATHY, records=[]),
+        ImportWarning(user_id=owner, kind="no_match", address=CATHY, subject="Hello again", from_addr=CATHY,
+                      records=[]),
+    ])
+    db.session.commit()
+
+    result = consultant.cli("records", "erase", CATHY, "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert "intake items: 1" in result.output and "warnings: 1" in result.output
+    db.session.expire_all()
+    assert db.session.scalars(select(ImportWarning)).all() == []
