@@ -151,9 +151,25 @@ class ErasurePlan:
 
 
 def _mentions(columns, addresses: list[str]):
-    """A condition: any of the columns contains any of the addresses (case-insensitively)."""
+    """A condition: any of the columns contains any of the addresses (case-insensitively), as a substring."""
     return or_(*[func.lower(column).contains(address, autoescape=True)
                  for column in columns for address in addresses])
+
+
+def _address_pattern(addresses: list[str]) -> re.Pattern[str]:
+    """The addresses as whole addresses: ann@x.example, not in joann@x.example or ann@x.example.org."""
+    alternatives = "|".join(re.escape(a) for a in sorted(addresses, key=len, reverse=True))
+    return re.compile(rf"(?<![A-Za-z0-9._%+\-])(?:{alternatives})(?![A-Za-z0-9\-]|\.[A-Za-z0-9])", re.IGNORECASE)
+
+
+def _naming(session: Session, id_column, columns, addresses: list[str]) -> list[int]:
+    """Ids of the rows where a column names one of the addresses: LIKE narrows, the whole-address pattern decides."""
+    pattern = _address_pattern(addresses)
+    found = []
+    for row in session.execute(select(id_column, *columns).where(_mentions(columns, addresses))):
+        if any(value and pattern.search(str(value)) for value in row[1:]):
+            found.append(row[0])
+    return sorted(found)
 
 
 def plan_erasure(session: Session, value: str) -> ErasurePlan:
@@ -193,14 +209,14 @@ def _plan(session: Session, addresses: set[str], contacts: set[int], candidates:
         *([func.lower(Note.from_addr).in_(wanted)] if wanted else [])))))
     if not wanted:
         return _count(session, plan)
-    plan.scrubbed_note_ids = sorted(set(session.scalars(select(Note.id).where(
-        _mentions((Note.to_addrs, Note.cc_addrs, Note.subject, Note.body), wanted)))) - set(plan.note_ids))
-    plan.ledger_ids = sorted(session.scalars(select(ImportedMessage.id).where(
-        _mentions((ImportedMessage.from_addr, ImportedMessage.to_addrs, ImportedMessage.subject), wanted))))
-    plan.warning_ids = sorted(session.scalars(select(ImportWarning.id).where(or_(
-        func.lower(ImportWarning.address).in_(wanted),
-        _mentions((ImportWarning.from_addr, ImportWarning.subject, ImportWarning.snippet, ImportWarning.detail,
-                   cast(ImportWarning.records, Text)), wanted)))))
+    plan.scrubbed_note_ids = sorted(set(_naming(
+        session, Note.id, (Note.from_addr, Note.to_addrs, Note.cc_addrs, Note.subject, Note.body), wanted))
+        - set(plan.note_ids))
+    plan.ledger_ids = _naming(session, ImportedMessage.id, (
+        ImportedMessage.from_addr, ImportedMessage.to_addrs, ImportedMessage.subject), wanted)
+    plan.warning_ids = _naming(session, ImportWarning.id, (
+        ImportWarning.address, ImportWarning.from_addr, ImportWarning.subject, ImportWarning.snippet,
+        ImportWarning.detail, cast(ImportWarning.records, Text)), wanted)
     plan.pending_ids = sorted(session.scalars(select(PendingMessage.id).where(PendingMessage.address.in_(wanted))))
     return _count(session, plan)
 
@@ -229,8 +245,7 @@ def _scrub(value: str | None, addresses: list[str]) -> str:
     """The text with every one of the addresses replaced (whatever its case)."""
     if not value:
         return value or ""
-    pattern = re.compile("|".join(re.escape(a) for a in addresses), re.IGNORECASE)
-    return pattern.sub(ERASED, value)
+    return _address_pattern(addresses).sub(ERASED, value)
 
 
 def _chunks(ids: list[int], size: int = 500) -> Iterable[list[int]]:
@@ -255,6 +270,7 @@ def erase_person(session: Session, store: DocumentStore, key: bytes, plan: Erasu
         session.execute(delete(Note).where(Note.id.in_(ids)))
     for ids in _chunks(plan.scrubbed_note_ids if wanted else []):
         for note in session.scalars(select(Note).where(Note.id.in_(ids))):
+            note.from_addr = _scrub(note.from_addr, wanted)
             note.to_addrs = _scrub(note.to_addrs, wanted)
             note.cc_addrs = _scrub(note.cc_addrs, wanted)
             note.subject = _scrub(note.subject, wanted)

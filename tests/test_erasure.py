@@ -195,3 +195,26 @@ def test_intake_items_are_counted_apart_and_erased(app, consultant, crm):
     assert "intake items: 1" in result.output and "warnings: 1" in result.output
     db.session.expire_all()
     assert db.session.scalars(select(ImportWarning)).all() == []
+
+
+def test_only_the_whole_address_is_erased(app, consultant, crm):
+    from rolsync.models import User
+
+    owner = db.session.scalar(select(User.id).where(User.email == consultant.email))
+    for n, (sender, to) in enumerate([("mccathy@candidates.example", "team@client.example"),
+                                      ("carol@client.example", "cathy@candidates.example.org"),
+                                      ("carol@client.example", f"x@client.example, {CATHY.upper()}")]):
+        db.session.add(ImportedMessage(user_id=owner, dedupe_key=f"k{n}", message_key=f"k{n}", folder="INBOX",
+                                       subject=f"Subject {n}", from_addr=sender, to_addrs=to, outcome="skipped"))
+    db.session.commit()
+
+    result = consultant.cli("records", "erase", CATHY, "--yes")
+
+    assert "ledger entries: 1" in result.output, result.output
+    db.session.expire_all()
+    rows = db.session.scalars(select(ImportedMessage).order_by(ImportedMessage.dedupe_key)).all()
+    assert [(r.subject, r.from_addr, r.to_addrs) for r in rows] == [
+        ("Subject 0", "mccathy@candidates.example", "team@client.example"),
+        ("Subject 1", "carol@client.example", "cathy@candidates.example.org"),
+        ("", "carol@client.example", "x@client.example, (erased)"),
+    ]
