@@ -36,6 +36,7 @@ REASON_LABELS = {
     "own_domain": "mail between colleagues (own domain)",
     "erased_person": "names a person who was erased",
     "private": "marked private by its owner",
+    "removed": "its note was removed by its owner",
     "no_match": "no contact or candidate has the address",
     "no_counterpart": "no other address on the message",
     "duplicate_address": "address shared by several records",

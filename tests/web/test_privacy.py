@@ -155,3 +155,17 @@ def test_admins_set_retention_on_the_privacy_page(app, user, admin):
     assert privacy.policy(db.session).retention_months == 24
     kept = admin.client.post("/privacy/retention", data={"retention_months": ""}, follow_redirects=True)
     assert "Imported notes and documents are kept." in kept.get_data(as_text=True)
+
+
+def test_a_note_says_which_capture_level_made_it(app, user, other_user):
+    _mailbox(app, user.id, Visibility.EVERYONE)
+    seeded = seed_crm(app, user.id)
+    page = f"/records/contact/{seeded.carol_id}"
+    assert "the mailbox keeps no text" not in other_user.client.get(page).get_data(as_text=True)
+    with app.app_context():
+        db.session.get(Note, seeded.note_id).capture_level = "subject"
+        db.session.commit()
+
+    html = other_user.client.get(page).get_data(as_text=True)
+
+    assert "Subject and participants only: the mailbox keeps no text" in html
