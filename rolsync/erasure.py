@@ -317,7 +317,3 @@ def erasures(session: Session, limit: int = 50) -> list[Erasure]:
     """The newest erasures, for the audit list."""
     return list(session.scalars(select(Erasure).order_by(Erasure.id.desc()).limit(limit)))
 
-
-__all__ = ["AddressSuppressed", "ErasureCounts", "ErasureError", "ErasurePlan", "address_digest", "erase_person",
-           "erasures", "involves", "is_suppressed", "lift_suppression", "plan_erasure", "suppressed_among",
-           "suppression_key"]
