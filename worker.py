@@ -46,6 +46,9 @@ def run_schedule() -> int:
         scheduler.register(jobs.dispatch_due_imports, queue_name=svc.queue.name,
                            interval=app.config["SCHEDULE_TICK_SECONDS"], result_ttl=600,
                            name="rolsync.dispatch_due_imports")
+        # Retention (Privacy page): once a day, in the small hours.
+        scheduler.register(jobs.apply_retention_job, queue_name=svc.queue.name, cron="17 3 * * *",
+                           result_ttl=86400, name="rolsync.apply_retention")
         scheduler.start()
     return 0
 

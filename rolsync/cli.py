@@ -28,6 +28,7 @@ rules_cli = AppGroup("rules", help="The import rules as JSON.")
 notes_cli = AppGroup("notes", help="The notes the import made.")
 warnings_cli = AppGroup("warnings", help="The warning queue.")
 secrets_cli = AppGroup("secrets", help="The encrypted mailbox passwords and tokens.")
+records_cli = AppGroup("records", help="Contacts and candidates: erasing a person.")
 
 
 def _read_secret_from_stdin(what: str) -> str:
@@ -81,9 +82,13 @@ def load_crm(file: str) -> None:
             rows = crm.read_rows(csv.DictReader(fh))
         except crm.CrmLoadError as exc:
             raise click.ClickException(str(exc)) from exc
+    rows, erased = crm.without_suppressed(db.session, services.get().suppression_key, rows)
     added, unchanged = crm.load_rows(db.session, rows, services.get().documents)
     db.session.commit()
     click.echo(f"Loaded {added} new record(s); {unchanged} already present")
+    if erased:
+        click.echo(f"Left out {erased} row(s) whose address belongs to an erased person "
+                   "(an admin can lift that on the Privacy page)", err=True)
 
 
 @mail_cli.command("configure")
@@ -281,9 +286,15 @@ def import_rules(file) -> None:
 
 
 @notes_cli.command("export")
-def export_notes() -> None:
-    """Print every note as JSON."""
-    notes = db.session.scalars(select(Note).order_by(Note.id))
+@click.option("--visible-to", "visible_to", metavar="EMAIL",
+              help="Only the notes this user may see in the panel (private mailboxes' notes are left out "
+                   "unless they are the user's own or the user is an admin).")
+def export_notes(visible_to: str | None) -> None:
+    """Print notes as JSON: every note of every mailbox, private mailboxes' included, unless --visible-to."""
+    from rolsync.privacy import note_visible
+
+    viewer = _user(visible_to) if visible_to else None
+    notes = db.session.scalars(select(Note).where(note_visible(viewer)).order_by(Note.id))
     _print_json([_note_json(note) for note in notes])
 
 
@@ -308,6 +319,7 @@ def _note_json(note: Note) -> dict:
         "to": note.to_addrs,
         "cc": note.cc_addrs,
         "body": note.body,
+        "capture_level": note.capture_level,
         "documents": [
             {"filename": d.filename, "content_type": d.content_type, "size": d.size, "sha256": d.sha256}
             for d in note.documents
@@ -346,6 +358,34 @@ def rotate_secrets() -> None:
         sys.exit(1)
 
 
+
+COUNT_LABELS = {
+    "records": "records", "notes": "notes", "documents": "documents", "ledger_entries": "ledger entries",
+    "warnings": "warnings", "intake_items": "intake items", "held_messages": "held messages",
+}
+
+
+@records_cli.command("erase")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Erase without asking.")
+def erase_record(email: str, yes: bool) -> None:
+    """Erase the person with this address: records, notes, documents, mail traces; then suppress the address."""
+    from rolsync import erasure
+
+    try:
+        plan = erasure.plan_erasure(db.session, email)
+    except erasure.ErasureError as exc:
+        raise click.ClickException(f"{exc.message} {exc.hint}".strip()) from exc
+    counts = plan.counts.as_json()
+    for key, label in COUNT_LABELS.items():
+        click.echo(f"{label}: {counts[key]}")
+    if not yes and not click.confirm("Erase all of this for good?", default=False):
+        raise click.ClickException("nothing was erased")
+    svc = services.get()
+    audit = erasure.erase_person(db.session, svc.documents, svc.suppression_key, plan, erased_by="flask records erase")
+    click.echo(f"Erased; the address is now suppressed (erasure {audit.id})")
+
+
 def register_commands(app: Flask) -> None:
-    for group in (users_cli, crm_cli, mail_cli, rules_cli, notes_cli, warnings_cli, secrets_cli):
+    for group in (users_cli, crm_cli, mail_cli, rules_cli, notes_cli, warnings_cli, secrets_cli, records_cli):
         app.cli.add_command(group)

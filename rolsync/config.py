@@ -214,6 +214,8 @@ def load_config(instance_path: str) -> dict:
         "SECRET_KEY": secret_key
         or read_or_create_secret(instance / "secret_key", lambda: secrets.token_urlsafe(48)),
         "ROLSYNC_ENCRYPTION_KEYS": encryption_keys,
+        # Keys the hashes of erased people's addresses; SECRET_KEY when unset (see README, Privacy).
+        "ROLSYNC_SUPPRESSION_KEY": os.environ.get("ROLSYNC_SUPPRESSION_KEY") or None,
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),

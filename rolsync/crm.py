@@ -70,6 +70,15 @@ def _existing(session: Session, row: CrmRow) -> Contact | Candidate | None:
     )
 
 
+def without_suppressed(session: Session, key: bytes, rows: list[CrmRow]) -> tuple[list[CrmRow], int]:
+    """The rows whose address is not an erased person's, and how many were left out."""
+    from rolsync.erasure import suppressed_among
+
+    erased = suppressed_among(session, key, (row.email for row in rows))
+    kept = [row for row in rows if row.email.lower() not in erased]
+    return kept, len(rows) - len(kept)
+
+
 def load_rows(session: Session, rows: Iterable[CrmRow], store: DocumentStore | None = None) -> tuple[int, int]:
     """Add each row as a record unless the same kind, name and address exist already.
 

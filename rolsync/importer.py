@@ -38,7 +38,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from rolsync import logs, notes, reconcile
+from rolsync import erasure, logs, notes, privacy, reconcile
 from rolsync.crypto import SecretBox
 from rolsync.documents import DocumentStore
 from rolsync.accounts import pause_account, record_auth_failure
@@ -51,6 +51,7 @@ from rolsync.mail.parse.text import snippet
 from rolsync.decisions import Decision, addresses_to_match, decide
 from rolsync.matching import chunked, find_records
 from rolsync.models import (
+    CaptureLevel,
     Direction,
     FolderState,
     ImportedMessage,
@@ -304,6 +305,7 @@ class AccountImporter:
         self.max_message_bytes = max_message_bytes
         self.own = self.rules.own_domains(account.host, account.account_email)
         self.own_addresses = {a.lower() for a in (account.account_email, account.user.email) if "@" in a}
+        self.capture = privacy.capture_level(session, account)
 
     @functools.cached_property
     def _spool_dir(self) -> Path:
@@ -325,6 +327,8 @@ class AccountImporter:
                 if name is None and role == "sent":
                     name = mailbox.find_folders().get("sent")  # it may have been created since
                 counts = result.folders[role] = FolderCounts(name)
+                if privacy.is_private_folder(self.account, name):
+                    continue  # the consultant keeps this folder out of rolsync: never read
                 if name is None:
                     self._note_missing_sent_folder()
                     continue
@@ -589,6 +593,7 @@ class AccountImporter:
             address for message in messages
             if message.key not in seen and message.parsed is not None and message.failure is None
             for address in addresses_to_match(message.parsed, direction, self.own_addresses)})
+        erased = self._erased_addresses([m for m in messages if m.key not in seen and m.parsed is not None])
         for message in messages:
             if message.failure is not None:
                 message.outcome = MessageOutcome(Outcome.FAILED, "error", None, warnings=1)
@@ -604,6 +609,12 @@ class AccountImporter:
             if message.unreadable is not None:
                 message.outcome = MessageOutcome(Outcome.WARNED, "unreadable", None, warnings=1)
                 continue
+            if privacy.has_private_keyword(self.account, message.fetched.flags):
+                self._skip_silently(message, direction, privacy.SKIP_PRIVATE)
+                continue
+            if erasure.involves(message.parsed, erased):
+                self._skip_silently(message, direction, erasure.SKIP_REASON)
+                continue
             try:
                 decision = decide(self.session, self.rules, message.parsed, direction, own=self.own,
                                   own_addresses=self.own_addresses, lookups=lookups)
@@ -616,6 +627,29 @@ class AccountImporter:
             message.decision = decision
             message.outcome = MessageOutcome(decision.outcome, decision.reason, decision.rule,
                                              warnings=len(decision.warnings))
+            self._apply_capture_level(message)
+
+    def _erased_addresses(self, messages: list[_Message]) -> set[str]:
+        """The addresses of erased people among these messages' (one query)."""
+        from rolsync import services
+
+        return erasure.suppressed_among(self.session, services.get().suppression_key,
+                                        (a for m in messages for a in erasure.message_addresses(m.parsed)))
+
+    def _skip_silently(self, message: _Message, direction: Direction, reason: str) -> None:
+        """Private mail, or mail naming an erased person: not imported, held or warned about; the ledger says nothing of it."""
+        decision = Decision(direction)
+        decision.skip(reason, None)
+        message.decision = decision
+        message.outcome = MessageOutcome(Outcome.SKIPPED, reason, None)
+
+    def _apply_capture_level(self, message: _Message) -> None:
+        """Keep of a decided message only what the mailbox's capture level allows (the rules saw all of it)."""
+        if self.capture is CaptureLevel.FULL or message.parsed is None or message.decision is None:
+            return
+        message.parsed.discard_spool()
+        message.parsed = privacy.reduce(message.parsed, self.capture)
+        message.decision.kept, message.decision.dropped, message.decision.pending = [], [], []
 
     def _fail(self, message: _Message, exc: Exception) -> None:
         """Turn a message into a failure, kept as a warning so it can be retried."""
@@ -667,8 +701,9 @@ class AccountImporter:
             if decision is not None and decision.records:
                 message.outcome.notes_created = writer.add(
                     message.parsed, user_id=self.user_id, folder=state.name, direction=decision.direction,
-                    records=decision.records, kept=decision.kept)
-            if message.fetched.too_large is None and (decision is None or decision.warnings or decision.pending):
+                    records=decision.records, kept=decision.kept, capture_level=self.capture)
+            if (message.fetched.too_large is None and self.capture is CaptureLevel.FULL
+                    and (decision is None or decision.warnings or decision.pending)):
                 # The raw message, so resolving the warning needs no IMAP.
                 raw_sha256[id(message)] = writer.store_bytes(message.fetched.raw, message.raw_sha256)
         writer.flush()
@@ -718,6 +753,8 @@ class AccountImporter:
         parsed = message.parsed if message.failure is None and message.unreadable is None else None
         outcome, decision = message.outcome, message.decision
         details = {"dropped": [d.as_json() for d in decision.dropped]} if decision and decision.dropped else None
+        if outcome.reason in (erasure.SKIP_REASON, privacy.SKIP_PRIVATE):
+            parsed = None  # nothing about private mail, or mail naming an erased person
         return {
             "user_id": self.user_id,
             "dedupe_key": message.key,

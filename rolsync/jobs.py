@@ -446,6 +446,24 @@ def dispatch_due_imports() -> list[str]:
             db.session.remove()
 
 
+def apply_retention_job() -> dict | None:
+    """The daily job: delete imported notes and documents older than the admins' retention limit.
+
+    Returns the counts (None when there is no limit or nothing was old enough); re-raises failures.
+    """
+    from rolsync import retention, services
+    from rolsync.extensions import db
+
+    app = _get_app()
+    with app.app_context():
+        _after_fork(db)
+        try:
+            audit = retention.apply_retention(db.session, services.get().documents)
+            return dict(audit.counts) if audit else None
+        finally:
+            db.session.remove()
+
+
 @dataclass
 class QueueEntry:
     job_id: str

@@ -124,6 +124,25 @@ class UserSession(db.Model):
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class Visibility(str, enum.Enum):
+    """Who sees the notes made from a mailbox."""
+
+    EVERYONE = "everyone"
+    PRIVATE = "private"
+    """Only the mailbox's owner and admins."""
+
+
+class CaptureLevel(str, enum.Enum):
+    """How much of a message the import keeps, from most to least."""
+
+    FULL = "full"
+    """Subject, participants, date, the text and the documents."""
+    SUBJECT = "subject"
+    """Subject, participants and date: no text, no documents."""
+    PARTICIPANTS = "participants"
+    """Participants and date only."""
+
+
 class AuthMethod(str, enum.Enum):
     """How rolsync signs in to a mailbox."""
 
@@ -173,6 +192,14 @@ class MailAccount(db.Model):
     # the stall alarms and the Mailboxes page read these, never the run history.
     last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error_code: Mapped[str | None] = mapped_column(String(64))
+    # Who sees the notes made from this mailbox (Visibility): everyone, or only its owner and admins.
+    visibility: Mapped[str] = mapped_column(String(16), default=Visibility.EVERYONE.value,
+                                            server_default=Visibility.EVERYONE.value)
+    # The consultant's CaptureLevel; None takes the admin's default (rolsync.privacy).
+    capture_level: Mapped[str | None] = mapped_column(String(16))
+    # Mail the consultant keeps out: messages with this IMAP keyword, and this folder, are never imported.
+    private_keyword: Mapped[str | None] = mapped_column(String(255))
+    private_folder: Mapped[str | None] = mapped_column(String(512))
 
     user: Mapped[User] = relationship(back_populates="mail_account")
     folders: Mapped[list["FolderState"]] = relationship(back_populates="account", cascade="all, delete-orphan")
@@ -368,6 +395,9 @@ class Note(db.Model):
     to_addrs: Mapped[str] = mapped_column(Text, default="")
     cc_addrs: Mapped[str] = mapped_column(Text, default="")
     body: Mapped[str] = mapped_column(Text, default="")
+    # The CaptureLevel the note was made at, so the page can say why it has no text.
+    capture_level: Mapped[str] = mapped_column(String(16), default=CaptureLevel.FULL.value,
+                                               server_default=CaptureLevel.FULL.value)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     contact: Mapped[Contact | None] = relationship()
@@ -423,6 +453,8 @@ class ImportedMessage(db.Model):
     # The rest of the story for the history: dropped attachments and why.
     details: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Its owner removed the note it made: the message is not imported again (rolsync.privacy.remove_note).
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 # The dashboard's charts and the history page read the ledger by date.
@@ -480,6 +512,43 @@ class ImportWarning(db.Model):
     resolution: Mapped[str | None] = mapped_column(String(32))
 
     user: Mapped[User] = relationship()
+
+
+class PrivacyPolicy(db.Model):
+    """The admins' privacy settings (one row): the default capture level, and whether it is a ceiling."""
+
+    __tablename__ = "privacy_policy"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    capture_default: Mapped[str] = mapped_column(String(16), default=CaptureLevel.FULL.value,
+                                                 server_default=CaptureLevel.FULL.value)
+    # Locked: a consultant may choose the default or less, never more.
+    capture_locked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Imported notes and documents older than this many months are deleted by a daily job; None keeps them.
+    retention_months: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_by: Mapped[str | None] = mapped_column(String(320))
+
+
+class SuppressedAddress(db.Model):
+    """An erased person's address, kept only as a keyed hash so no import or load brings them back."""
+
+    __tablename__ = "suppressed_addresses"
+
+    # HMAC-SHA256 of the normalised address (rolsync.erasure.address_digest), hex.
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Erasure(db.Model):
+    """The audit of one erasure: who and when, and how many of each kind of row went; nothing about the person."""
+
+    __tablename__ = "erasures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    erased_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    erased_by: Mapped[str] = mapped_column(String(320))
+    counts: Mapped[dict] = mapped_column(JSON, default=dict)
 
 
 class ImportRun(db.Model):

@@ -28,6 +28,13 @@ class Services:
                                      stored_secrets=_stored_secrets)
 
     @cached_property
+    def suppression_key(self) -> bytes:
+        """The key of erased people's address hashes (rolsync.erasure)."""
+        from rolsync.erasure import suppression_key
+
+        return suppression_key(self.config.get("ROLSYNC_SUPPRESSION_KEY") or self.config["SECRET_KEY"])
+
+    @cached_property
     def documents(self) -> DocumentStore:
         return store_from_config(self.config)
 

@@ -178,6 +178,8 @@ class FetchedMessage:
     internaldate: datetime | None
     # Larger than the caller's limit (RFC822.SIZE, in bytes): not downloaded, `raw` is empty.
     too_large: int | None = None
+    # System flags and keywords (FLAGS): a consultant's private keyword keeps the message out.
+    flags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -621,7 +623,7 @@ class MailboxSession:
     def _fetch_batch(self, batch: list[int], too_large: dict[int, int] | None = None) -> list[FetchedMessage]:
         """The batch's messages; those in `too_large` without their bodies (their dates and ids only)."""
         too_large = too_large or {}
-        items = ["INTERNALDATE"]
+        items = ["INTERNALDATE", "FLAGS"]
         if self.is_gmail:
             items.append("X-GM-MSGID")
         wanted = [uid for uid in batch if uid not in too_large]
@@ -642,6 +644,7 @@ class MailboxSession:
                 gm_msgid=data.get(b"X-GM-MSGID"),
                 internaldate=data.get(b"INTERNALDATE"),
                 too_large=too_large.get(uid),
+                flags=tuple(_text(f) for f in data.get(b"FLAGS", ())),
             ))
         return fetched
 

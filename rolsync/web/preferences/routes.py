@@ -31,6 +31,7 @@ from rolsync.web.auth.routes import too_many_attempts
 from rolsync.web.preferences import bp
 from rolsync.web.preferences.forms import ChangePasswordForm, ImportNowForm, MailboxSettingsForm, sentence
 from rolsync.web.preferences.presets import PRESETS, provider_for, with_preset
+from rolsync.web.privacy.routes import mailbox_privacy_form
 from rolsync.web.setup import password_fingerprint
 
 REPORT_KEY = "connection_report"
@@ -79,6 +80,7 @@ def _render(user: User, form: MailboxSettingsForm, status: int = 200):
         next_run=next_scheduled_run(account, current_app.config, now) if account else None,
         own=user.id == current_user.id, test_timeout=_test_timeout(),
         reconciliation=reconcile.report(db.session, account) if account else None, reason_labels=REASON_LABELS,
+        privacy_form=mailbox_privacy_form(account) if account else None,
     ), status
 
 
