@@ -11,8 +11,8 @@ import os
 import random
 import sys
 from dataclasses import dataclass, field
-from email.utils import format_datetime, make_msgid
 from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent

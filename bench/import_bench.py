@@ -19,8 +19,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import corpus as corpus_module  # noqa: E402
-from support import ROOT, Mailbox, add_account, create_database, drop_database, load_people, make_app, \
-    run_import_job  # noqa: E402
+from support import (
+    ROOT,
+    Mailbox,
+    add_account,
+    create_database,
+    drop_database,
+    load_people,
+    make_app,
+    run_import_job,  # noqa: E402
+)
 
 FETCH_BATCH = 200
 FETCH_REPEATS = 3

@@ -25,6 +25,7 @@ WARM_UP = 3
 
 def measure_polls(setup: dict, database: str, work: Path) -> dict:
     from corpus import Person
+
     from rolsync.extensions import db
 
     url = create_database(database, work)

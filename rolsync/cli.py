@@ -184,7 +184,7 @@ def enqueue_mail(email: str | None, all_accounts: bool) -> None:
     """Put an import job on the queue for the user (or every enabled mailbox)."""
     if bool(email) == all_accounts:
         raise click.ClickException("give either an EMAIL or --all")
-    accounts_to_run = jobs.enabled_accounts(db.session) if all_accounts else [_account(email)]
+    accounts_to_run = [_account(email)] if email else jobs.enabled_accounts(db.session)
     for account in accounts_to_run:
         job, created = jobs.enqueue_import(services.get().queue, account.id)
         click.echo(job.id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 
 class ConfigError(RuntimeError):
@@ -40,7 +41,7 @@ def _ints(name: str, default: list[int]) -> list[int]:
     return numbers
 
 
-OAUTH_PROVIDER_DEFAULTS = {
+OAUTH_PROVIDER_DEFAULTS: dict[str, dict[str, Any]] = {
     "google": {
         "authorize_url": "https://accounts.google.com/o/oauth2/v2/auth",
         "token_url": "https://oauth2.googleapis.com/token",

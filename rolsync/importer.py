@@ -30,9 +30,10 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from rolsync import notes
-from rolsync.crypto import SecretBox
-from rolsync.documents import DocumentStore
 from rolsync.accounts import pause_account, record_auth_failure
+from rolsync.crypto import SecretBox
+from rolsync.decisions import Decision, addresses_to_match, decide
+from rolsync.documents import DocumentStore
 from rolsync.mail.errors import AuthFailed, FolderNotFound
 from rolsync.mail.imap import FetchedMessage, ImapSettings, MailboxSession, Security
 from rolsync.mail.parse import (
@@ -45,7 +46,6 @@ from rolsync.mail.parse import (
     parser_pool,
     snippet,
 )
-from rolsync.decisions import Decision, addresses_to_match, decide
 from rolsync.matching import find_records
 from rolsync.models import (
     Direction,

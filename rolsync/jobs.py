@@ -295,8 +295,8 @@ def queue_overview(queue: Queue) -> dict[str, list[QueueEntry]]:
             error = None
             if name == "failed":
                 latest = job.latest_result()
-                error = (latest.exc_string or "").strip().splitlines()[-1:] if latest else None
-                error = error[0] if error else None
+                last_lines = (latest.exc_string or "").strip().splitlines()[-1:] if latest else []
+                error = last_lines[0] if last_lines else None
             entries.append(QueueEntry(job.id, int(tail) if tail.isdigit() else None, name, job.enqueued_at,
                                       job.started_at, job.ended_at, job.meta.get("progress"), error))
         overview[name] = entries

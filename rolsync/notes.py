@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from pathlib import Path
+from typing import cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -76,7 +77,7 @@ def existing_notes(session: Session, pairs: Iterable[tuple[str, RecordRef]]) -> 
         ids, keys = wanted.setdefault(record.kind, (set(), set()))
         ids.add(record.id)
         keys.add(key)
-    found = set()
+    found: set[tuple[str, RecordKind, int]] = set()
     for kind, (ids, keys) in wanted.items():
         # (record, message_key) is unique and indexed for both kinds of record.
         column = Note.contact_id if kind is RecordKind.CONTACT else Note.candidate_id
@@ -174,13 +175,13 @@ class NoteWriter:
             notes.sort(key=lambda item: (item[0]["message_key"], item[0]["contact_id"] or 0,
                                          item[0]["candidate_id"] or 0))
             # Core rather than ORM inserts: the same rows at a fraction of the cost.
-            notes_table = Note.__table__
+            notes_table = cast(Table, Note.__table__)
             ids = self.session.scalars(insert(notes_table).returning(notes_table.c.id, sort_by_parameter_order=True),
                                        [note for note, _ in notes]).all()
             documents = [{**document, "note_id": note_id}
                          for note_id, (_, note_documents) in zip(ids, notes, strict=True) for document in note_documents]
             if documents:
-                self.session.execute(insert(Document.__table__), documents)
+                self.session.execute(insert(cast(Table, Document.__table__)), documents)
         files_written()
 
 

@@ -277,6 +277,8 @@ class AccountTokens:
 
     def _refresh(self) -> str:
         account, provider = self.account, self.provider
+        if provider is None:
+            raise self._provider_gone()
         label = LABELS.get(account.oauth_provider or "", "the provider")
         if not account.oauth_refresh_token_encrypted:
             raise oauth_access_revoked(
@@ -316,7 +318,10 @@ class AccountTokens:
 def imap_settings(account: MailAccount, secrets: SecretBox, providers: Mapping[str, OAuthProvider],
                   timeout: float = 30.0) -> ImapSettings:
     """XOAUTH2 settings of an OAuth mailbox; the token is fetched when the session opens."""
-    tokens = AccountTokens(object_session(account), account, secrets, providers.get(account.oauth_provider or ""))
+    session = object_session(account)
+    if session is None:
+        raise ValueError("the mailbox must belong to a database session, which saves its refreshed tokens")
+    tokens = AccountTokens(session, account, secrets, providers.get(account.oauth_provider or ""))
     return ImapSettings(host=account.host, port=account.port, security=Security(account.security),
                         username=account.username, ca_pem=account.ca_pem, timeout=timeout, oauth2_token=tokens)
 

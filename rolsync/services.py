@@ -64,9 +64,7 @@ def init_app(app: Flask) -> None:
     app.extensions["rolsync"] = services
     # Fail at start-up, not at the first import, when the keys (or a provider's CA file) are unusable.
     # (Nothing here reads the database: `flask db upgrade` builds the app before the tables exist.)
-    services.secrets
-    services.oauth_environment
-    services.oauth_endpoints
+    _ = (services.secrets, services.oauth_environment, services.oauth_endpoints)
 
 
 def get() -> Services:

@@ -214,8 +214,8 @@ def _existing_records(session: Session, wanted: Iterable[tuple[str, int]]) -> li
     """RecordRefs of the wanted (kind, id) pairs that still exist, in the given order."""
     refs = []
     for kind, record_id in wanted:
-        model = Contact if kind == RecordKind.CONTACT.value else Candidate
-        record = session.get(model, record_id)
+        record: Contact | Candidate | None = (session.get(Contact, record_id) if kind == RecordKind.CONTACT.value
+                                              else session.get(Candidate, record_id))
         if record is not None:
             refs.append(RecordRef(RecordKind(kind), record.id, record.name, record.updated_at))
     return refs

@@ -23,6 +23,25 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 _users = itertools.count(1)
 
+# The tiers of `make test-fast` (none of these) and `make test` (all): a test is
+# marked by the fixtures it uses, so a new test needs no marker of its own.
+MARKER_FIXTURES = {
+    "imap": {"dovecot", "oauth_dovecot"},
+    "browser": {"browser"},
+    "db": {"database_url", "sqlite_url", "postgres_url"},
+}
+SLOW_MODULES = {"test_worker_faults.py", "test_demo.py"}  # worker processes, the whole demo
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        for marker, fixtures in MARKER_FIXTURES.items():
+            if used & fixtures:
+                item.add_marker(marker)
+        if item.path.name in SLOW_MODULES:
+            item.add_marker("slow")
+
 
 @pytest.fixture(scope="session")
 def dovecot(tmp_path_factory):

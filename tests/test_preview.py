@@ -7,9 +7,8 @@ from sqlalchemy import func, select
 
 from rolsync import services
 from rolsync.extensions import db
-from rolsync.models import ImportedMessage, MailAccount
+from rolsync.models import Direction, ImportedMessage, MailAccount
 from rolsync.preview import PreviewMessage, fetch_recent, preview
-from rolsync.models import Direction
 from rolsync.rules import CompiledRules, default_rules
 from rolsync.rules.store import active_rules
 from tests.mail.builders import build_message, minimal_pdf, tiny_png

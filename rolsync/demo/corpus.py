@@ -412,7 +412,7 @@ def build_mailbox(end: datetime, seed: int = DEFAULT_SEED, inbox: int = INBOX_ME
     messages = []
     for date, folder, kind in sorted(slots, key=lambda slot: slot[0]):
         if kind is None:
-            kinds, weights = zip(*mixes[folder])
+            kinds, weights = zip(*mixes[folder], strict=True)
             kind = writer.rng.choices(kinds, weights)[0]
         messages.append(kind(writer, date))
     return messages

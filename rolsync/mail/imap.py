@@ -566,7 +566,7 @@ class MailboxSession:
                     pending = prefetch.submit(self._fetch_batch, plan[number + 1][0])
                 if fetched:
                     yield fetched
-                fetched = None  # not held while the next batch arrives
+                del fetched  # not held while the next batch arrives
 
     def _fetch_batch(self, batch: list[int]) -> list[FetchedMessage]:
         items = ["BODY.PEEK[]", "INTERNALDATE"]
@@ -620,7 +620,7 @@ def test_connection(settings: ImapSettings) -> ConnectionReport:
     try:
         with MailboxSession(settings) as session:
             folders = session.find_folders()
-            session.status(folders["inbox"])
+            session.status(folders["inbox"] or "INBOX")
     except MailError as error:
         return ConnectionReport(
             ok=False, code=error.code, message=error.message, hint=error.hint

@@ -5,7 +5,6 @@ from datetime import datetime, timezone
 
 from flask import current_app, render_template
 from flask_login import current_user
-
 from redis.exceptions import RedisError
 
 from rolsync import jobs, services

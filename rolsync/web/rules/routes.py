@@ -95,8 +95,8 @@ def edit():
 def _edited(form: RulesForm, what: str, first: str | None, second: str | None) -> RulesForm:
     """The same draft with a custom rule or condition added, moved or removed."""
     rules = form.custom_rules_data()
-    i = int(first) if first is not None else None
-    in_range = i is not None and 0 <= i < len(rules)
+    i = int(first) if first is not None else -1
+    in_range = 0 <= i < len(rules)
     if what == "add_rule" and len(rules) < form.custom_rules.max_entries:
         rules.append(blank_rule())
     elif what == "up" and in_range and i > 0:
@@ -173,7 +173,7 @@ def _preview(form: RulesForm, draft: dict):
         form.preview_files.errors = ["Choose one or more .eml files to preview."]
         return _render(form, status=422)
     direction = Direction.SENT if form.preview_direction.data == "sent" else Direction.RECEIVED
-    messages = [preview.PreviewMessage(f.filename, f.read(), direction) for f in uploads]
+    messages = [preview.PreviewMessage(f.filename or "", f.read(), direction) for f in uploads]
     rows = preview.preview(db.session, account, messages, current, CompiledRules(draft))
     form.preview_job.data = ""
     return _render(form, preview_panel={"state": "finished", "rows": [row.as_json() for row in rows],
