@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown: {', '.join(sorted(unknown))}")
 
-    from tests.support.dovecot import DovecotServer
+    from devkit.dovecot import DovecotServer
 
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="rolsync-bench-"))

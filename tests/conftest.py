@@ -14,7 +14,7 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import text
 
-from tests.support.dovecot import DovecotServer
+from devkit.dovecot import DovecotServer
 
 POSTGRES_ADMIN_URL = os.environ.get("ROLSYNC_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 TEST_REDIS_URL = os.environ.get("ROLSYNC_TEST_REDIS", "redis://127.0.0.1:6379/13")
@@ -268,7 +268,7 @@ def browser():
 @pytest.fixture(scope="session")
 def oauth_server():
     """The local Authlib authorisation server (tests/support/oauth_server.py)."""
-    from tests.support.oauth_server import OAuthServer
+    from devkit.oauth_server import OAuthServer
 
     server = OAuthServer()
     server.start()

@@ -8,10 +8,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 import rolsync.mail.parse as parse
+from devkit.builders import build_message, minimal_pdf
 from rolsync import importer, notes, services
 from rolsync.extensions import db
 from rolsync.models import FolderState, ImportedMessage, Note
-from tests.mail.builders import build_message, minimal_pdf
 
 CAROL = "carol@client.example"
 

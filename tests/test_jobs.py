@@ -9,8 +9,8 @@ from pathlib import Path
 from rq import Queue
 from rq.job import Job
 
+from devkit.builders import build_message, minimal_pdf
 from rolsync import services
-from tests.mail.builders import build_message, minimal_pdf
 
 ROOT = Path(__file__).resolve().parent.parent
 

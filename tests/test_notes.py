@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from devkit.builders import build_message, minimal_pdf, tiny_png
 from rolsync import crm, importer, notes, services
 from rolsync.extensions import db
 from rolsync.mail.parse import parse_message
 from rolsync.matching import find_records
 from rolsync.models import Direction, Document, Note, RecordKind, StoredFile
 from rolsync.rules.store import active_rules
-from tests.mail.builders import build_message, minimal_pdf, tiny_png
 
 
 def _records(address: str):

@@ -17,11 +17,11 @@ import pytest
 import requests
 from sqlalchemy import inspect, select, text
 
+from devkit.builders import build_message
 from rolsync import jobs, oauth, services
 from rolsync.extensions import db
 from rolsync.models import ImportWarning, MailAccount, User
 from tests.conftest import load_crm, register_oauth_provider
-from tests.mail.builders import build_message
 from tests.web.conftest import add_user, sign_in
 
 CRM = [("contact", "Carol Client", "carol@client.example", "Client Ltd")]

@@ -5,13 +5,13 @@ import json
 
 from sqlalchemy import func, select
 
+from devkit.builders import build_message, minimal_pdf, tiny_png
 from rolsync import services
 from rolsync.extensions import db
 from rolsync.models import Direction, ImportedMessage, MailAccount
 from rolsync.preview import PreviewMessage, fetch_recent, preview
 from rolsync.rules import CompiledRules, default_rules
 from rolsync.rules.store import active_rules
-from tests.mail.builders import build_message, minimal_pdf, tiny_png
 
 
 def row_counts() -> dict[str, int]:

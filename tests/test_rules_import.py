@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from devkit.builders import build_message, minimal_pdf, tiny_png
 from rolsync.extensions import db
 from rolsync.models import ImportedMessage
 from tests.conftest import load_crm
-from tests.mail.builders import build_message, minimal_pdf, tiny_png
 
 ROOT = Path(__file__).resolve().parent.parent
 CAROL = "carol@client.example"

@@ -23,12 +23,12 @@ import pytest
 from rq.exceptions import InvalidJobOperation
 from sqlalchemy import func, select
 
+from devkit.builders import build_message, minimal_pdf
+from devkit.dovecot import DovecotServer
 from rolsync import jobs, services
 from rolsync.extensions import db
 from rolsync.models import ImportRun, MailAccount, Note, StoredFile
 from tests.conftest import _make_app, make_consultant
-from tests.mail.builders import build_message, minimal_pdf
-from tests.support.dovecot import DovecotServer
 
 ROOT = Path(__file__).resolve().parent.parent
 CAROL = "carol@client.example"

@@ -28,11 +28,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
 
-from rolsync.demo import corpus
-from rolsync.demo import crm as sample
+try:
+    from devkit import dovecot
+    from devkit import sample_crm as sample
+    from devkit import sample_mail as corpus
+except ImportError as exc:  # rolsync without its checkout
+    raise ImportError("the demo runs from a checkout of rolsync, whose devkit/ (the test Dovecot, the sample "
+                      "mailbox and CRM) it uses; run `make demo` there") from exc
 
 ROOT = Path(__file__).resolve().parents[2]
-"""The checkout: the demo runs `wsgi` and `worker.py` from here, and reuses the tests' Dovecot."""
+"""The checkout: the demo runs `wsgi` and `worker.py` from here, and uses devkit's Dovecot."""
 
 START_TIMEOUT = 30.0
 """Seconds for the web server to answer."""
@@ -65,7 +70,7 @@ class _Child:
     log_path: Path
 
     def log_tail(self, lines: int = 20) -> str:
-        return _dovecot().file_tail(self.log_path, lines)
+        return dovecot.file_tail(self.log_path, lines)
 
 
 @dataclass
@@ -156,7 +161,7 @@ class Demo:
 
     def _check_machine(self) -> None:
         """Fail before starting anything, with what to do about it."""
-        if not Path(_dovecot().DOVECOT_BINARY).exists():
+        if not Path(dovecot.DOVECOT_BINARY).exists():
             raise DemoError("Dovecot is not installed; `make demo` installs it (scripts/system-deps.sh)")
         if os.geteuid() != 0:
             raise DemoError("the demo's Dovecot needs root to hand the mailbox to Debian's `mail` user; "
@@ -204,7 +209,6 @@ class Demo:
     def _start_mailbox(self) -> None:
         """A Dovecot on loopback holding the consultant's Inbox and Sent folder."""
         self.say("Starting a local IMAP server (Dovecot) with a sample mailbox…")
-        dovecot = _dovecot()
         self.dovecot = dovecot.DovecotServer(self.base_dir / "dovecot")
         try:
             with self._uninterrupted():
@@ -404,7 +408,7 @@ class Demo:
     def _stop_everything(self) -> None:
         """Stop the web server, the worker (and its scheduler children), Dovecot; forget all state."""
         for child in reversed(self.children):
-            _dovecot().stop_process_group(child.process, STOP_TIMEOUT)
+            dovecot.stop_process_group(child.process, STOP_TIMEOUT)
         self.children.clear()
         if self.dovecot is not None:
             self.dovecot.stop()
@@ -446,13 +450,3 @@ class Demo:
             pass  # everything here carries this run's unique queue name; no later run reads it
 
 
-def _dovecot():
-    """The test suite's Dovecot fixture (tests/support/dovecot.py), which the demo shares rather than copies."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    try:
-        from tests.support import dovecot
-    except ImportError as exc:
-        raise DemoError(f"the demo runs from a checkout of rolsync, whose tests/support/dovecot.py it uses "
-                        f"({exc}); run `make demo` there") from exc
-    return dovecot

@@ -9,8 +9,9 @@ from xml.etree import ElementTree
 
 from sqlalchemy import func, select
 
-from rolsync.demo import corpus, files
-from rolsync.demo import crm as sample
+from devkit import sample_crm as sample
+from devkit import sample_files as files
+from devkit import sample_mail as corpus
 from rolsync.extensions import db
 from rolsync.mail.parse import parse_message
 from rolsync.models import Candidate, Company, Contact

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from devkit.builders import build_message, minimal_pdf
 from rolsync import crm, notes, services
 from rolsync.extensions import db
 from rolsync.mail.parse import parse_message, snippet
@@ -21,7 +22,6 @@ from rolsync.models import (
     WarningKind,
 )
 from rolsync.rules.store import active_rules
-from tests.mail.builders import build_message, minimal_pdf
 
 ROWS = [
     crm.CrmRow(RecordKind.CONTACT, "Carol Client", "carol@client.example", "Client Ltd"),

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from devkit.builders import build_message, minimal_pdf
 from rolsync import crm
 from rolsync.extensions import db
 from rolsync.models import Company, Contact, EmailAddress, RecordKind
-from tests.mail.builders import build_message, minimal_pdf
 from tests.web.seed import seed_crm
 
 
