@@ -9,7 +9,7 @@
 3. matching addresses with a CRM of 10k and of 1M records;
 4. peak memory of a fresh process importing 20 messages with a 25 MB attachment each.
 
-It starts its own Dovecot (tests/support/dovecot.py) and creates its own
+It starts its own Dovecot (devkit/dovecot.py) and creates its own
 databases (SQLite files, PostgreSQL databases at ROLSYNC_BENCH_POSTGRES, by
 default postgresql://postgres@127.0.0.1:5432/test) and uses Redis database
 12 (ROLSYNC_BENCH_REDIS) for the import lock. Each measurement runs in a

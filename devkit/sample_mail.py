@@ -30,8 +30,8 @@ from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from rolsync.demo import files
-from rolsync.demo.crm import (
+from devkit import sample_files as files
+from devkit.sample_crm import (
     AGENCY,
     CANDIDATES,
     COLLEAGUES,

@@ -267,7 +267,7 @@ def browser():
 
 @pytest.fixture(scope="session")
 def oauth_server():
-    """The local Authlib authorisation server (tests/support/oauth_server.py)."""
+    """The local Authlib authorisation server (devkit/oauth_server.py)."""
     from devkit.oauth_server import OAuthServer
 
     server = OAuthServer()

@@ -1,6 +1,6 @@
 """Mailboxes connected with OAuth 2.0: consent (PKCE, state), XOAUTH2 imports, refresh, revocation, Disconnect.
 
-"Google" and "Microsoft" are the local Authlib server (tests/support/oauth_server.py);
+"Google" and "Microsoft" are the local Authlib server (devkit/oauth_server.py);
 the mailbox is a real Dovecot that checks each token by introspection there.
 """
 from __future__ import annotations
