@@ -32,7 +32,6 @@ from sqlalchemy.orm import Session
 from rolsync import notes
 from rolsync.accounts import pause_account, record_auth_failure
 from rolsync.crypto import SecretBox
-from rolsync.decisions import Decision, addresses_to_match, decide
 from rolsync.documents import DocumentStore
 from rolsync.mail.errors import AuthFailed, FolderNotFound
 from rolsync.mail.imap import FetchedMessage, ImapSettings, MailboxSession, Security
@@ -61,6 +60,7 @@ from rolsync.models import (
     utcnow,
 )
 from rolsync.rules import CompiledRules
+from rolsync.rules.decide import Decision, addresses_to_match, decide
 from rolsync.rules.store import active_rules
 
 log = logging.getLogger(__name__)

@@ -44,7 +44,7 @@ def store_bytes(session: Session, store: DocumentStore, data: bytes, sha256: str
 
 def kept_attachments(rules: CompiledRules, parsed: ParsedMessage) -> list[Attachment]:
     """The attachments the rules keep as documents (by default: everything but images)."""
-    from rolsync.decisions import message_facts
+    from rolsync.rules.decide import message_facts
 
     facts = message_facts(parsed)
     return [a for a in parsed.attachments if rules.decide_attachment(

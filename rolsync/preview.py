@@ -3,7 +3,7 @@
 Messages come from a consultant's mailbox (the newest N of the Inbox and the
 Sent folder, fetched by an RQ job so the web panel never talks IMAP inside a
 request) or from uploaded .eml files. Each is decided twice by
-`decisions.decide`, the function the import itself uses, so the preview shows
+`rules.decide`, the function the import itself uses, so the preview shows
 exactly what an import would do.
 """
 from __future__ import annotations
@@ -13,11 +13,11 @@ from dataclasses import asdict, dataclass
 from sqlalchemy.orm import Session
 
 from rolsync.crypto import SecretBox
-from rolsync.decisions import decide
 from rolsync.mail.imap import MailboxSession
 from rolsync.mail.parse import MessageUnreadable, parse_message
 from rolsync.models import Direction, MailAccount
 from rolsync.rules import CompiledRules
+from rolsync.rules.decide import decide
 
 MAX_PREVIEW_MESSAGES = 200
 

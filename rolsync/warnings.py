@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
-from rolsync.decisions import decide
 from rolsync.documents import DocumentStore
 from rolsync.mail.parse import MessageUnreadable, ParsedMessage, normalise_address, parse_message
 from rolsync.matching import Matches, RecordRef, find_records
@@ -37,6 +36,7 @@ from rolsync.models import (
 from rolsync.notes import save_message_as_notes
 from rolsync.pagination import DEFAULT_PER_PAGE, Page, paginate
 from rolsync.rules import CompiledRules
+from rolsync.rules.decide import decide
 from rolsync.rules.store import active_rules
 
 KIND_LABELS = {
@@ -269,7 +269,7 @@ def retry(session: Session, store: DocumentStore, warning: ImportWarning, *, act
     This is how a duplicate resolved by editing the records (so the address is
     unique) gets its message: the import has moved past that message on the
     server, so it is re-decided from the copy kept with the warning, by the
-    same `rolsync.decisions.decide` the import uses.
+    same `rolsync.rules.decide` the import uses.
     """
     _require_open(warning)
     if warning.kind not in RETRYABLE_KINDS:
