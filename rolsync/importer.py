@@ -59,8 +59,7 @@ from rolsync.models import (
     WarningStatus,
     utcnow,
 )
-from rolsync.rules import CompiledRules
-from rolsync.rules.decide import Decision, addresses_to_match, decide
+from rolsync.rules import CompiledRules, Decision, addresses_to_match, decide
 from rolsync.rules.store import active_rules
 
 log = logging.getLogger(__name__)
@@ -625,10 +624,14 @@ class AccountImporter:
                      "message_key": f"sha:{message.raw_sha256}",
                      "detail": f"The message with UID {fetched.uid} in {state.name} could not be read: "
                                f"{message.unreadable.reason}"}]
+        decision = message.decision
+        if decision is None or parsed is None:  # not decided: nothing the rules asked for
+            return []
         about = {"message_key": notes.message_key(parsed), "message_id": parsed.message_id,
                  "subject": parsed.subject, "from_addr": parsed.from_addr or "", "sent_at": parsed.date,
                  "snippet": snippet(parsed.text)}
-        return [{**base, **about, **warning} for warning in message.decision.warnings]
+        return [{**base, **about, "kind": warning.kind.value, "address": warning.address, "records": warning.records,
+                 "detail": warning.detail, "rule": warning.rule} for warning in decision.warnings]
 
     def _ledger_row(self, message: _Message, state: FolderState) -> dict:
         parsed = message.parsed if message.failure is None and message.unreadable is None else None

@@ -31,6 +31,11 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def as_utc(value: datetime) -> datetime:
+    """A datetime from the database as an aware UTC one: SQLite hands back naive datetimes, all in UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
 class Role(str, enum.Enum):
     ADMIN = "admin"
     USER = "user"

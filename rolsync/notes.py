@@ -20,7 +20,7 @@ from rolsync.documents import DocumentStore
 from rolsync.mail.parse import Attachment, ParsedMessage
 from rolsync.matching import RecordRef
 from rolsync.models import Direction, Document, Note, PendingMessage, RecordKind, StoredFile, utcnow
-from rolsync.rules import CompiledRules
+from rolsync.rules import CompiledRules, sort_attachments
 
 
 def message_key(parsed: ParsedMessage) -> str:
@@ -34,24 +34,6 @@ def message_key(parsed: ParsedMessage) -> str:
     return f"sha:{parsed.content_hash}"
 
 
-def store_bytes(session: Session, store: DocumentStore, data: bytes, sha256: str | None = None) -> str:
-    """Put bytes in the document store and make sure a StoredFile row names them; returns the SHA-256."""
-    writer = NoteWriter(session, store)
-    digest = writer.store_bytes(data, sha256)
-    writer.flush()
-    return digest
-
-
-def kept_attachments(rules: CompiledRules, parsed: ParsedMessage) -> list[Attachment]:
-    """The attachments the rules keep as documents (by default: everything but images)."""
-    from rolsync.rules.decide import message_facts
-
-    facts = message_facts(parsed)
-    return [a for a in parsed.attachments if rules.decide_attachment(
-        filename=a.filename, content_type=a.content_type, size=a.size,
-        is_image=a.is_image, inline=a.inline, message=facts).keep]
-
-
 def save_message_as_notes(session: Session, store: DocumentStore, rules: CompiledRules, parsed: ParsedMessage, *,
                           user_id: int, folder: str, direction: Direction,
                           records: Iterable[RecordRef], kept: list[Attachment] | None = None) -> int:
@@ -63,7 +45,7 @@ def save_message_as_notes(session: Session, store: DocumentStore, rules: Compile
     """
     records = list(records)
     if kept is None:
-        kept = kept_attachments(rules, parsed) if records else []
+        kept = sort_attachments(rules, parsed)[0] if records else []
     writer = NoteWriter(session, store)
     created = writer.add(parsed, user_id=user_id, folder=folder, direction=direction, records=records, kept=kept)
     writer.flush()

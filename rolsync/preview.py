@@ -16,8 +16,7 @@ from rolsync.crypto import SecretBox
 from rolsync.mail.imap import MailboxSession
 from rolsync.mail.parse import MessageUnreadable, parse_message
 from rolsync.models import Direction, MailAccount
-from rolsync.rules import CompiledRules
-from rolsync.rules.decide import decide
+from rolsync.rules import CompiledRules, decide
 
 MAX_PREVIEW_MESSAGES = 200
 

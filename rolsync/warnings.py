@@ -35,8 +35,7 @@ from rolsync.models import (
 )
 from rolsync.notes import save_message_as_notes
 from rolsync.pagination import DEFAULT_PER_PAGE, Page, paginate
-from rolsync.rules import CompiledRules
-from rolsync.rules.decide import decide
+from rolsync.rules import CompiledRules, decide
 from rolsync.rules.store import active_rules
 
 KIND_LABELS = {
@@ -291,16 +290,16 @@ def retry(session: Session, store: DocumentStore, warning: ImportWarning, *, act
             direction=decision.direction, records=decision.records, kept=decision.kept)
         _mark_ledger_imported(session, warning, result.notes_created, reason=decision.reason or "matched",
                               rule=decision.rule)
-    still = [w for w in decision.warnings if warning.address and w["address"] == warning.address]
+    still = [w for w in decision.warnings if warning.address and w.address == warning.address]
     if still:
-        names = ", ".join(r["name"] for r in still[0]["records"])
+        names = ", ".join(r["name"] for r in still[0].records)
         result.explanation = (f"{warning.address} still belongs to several records ({names})." if names
-                              else "The message still cannot be imported: " + still[0]["detail"])
+                              else "The message still cannot be imported: " + still[0].detail)
     elif decision.records:
         _resolve(warning, WarningStatus.RESOLVED, Resolution.RETRIED, actor)
         result.resolved = True
     elif decision.warnings:
-        result.explanation = "The message still cannot be imported: " + decision.warnings[0]["detail"]
+        result.explanation = "The message still cannot be imported: " + decision.warnings[0].detail
     else:
         reason = {"no_match": "no contact or candidate has its address",
                   "own_domain": "it is mail between colleagues (own domain)",

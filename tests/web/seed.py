@@ -69,7 +69,9 @@ def seed_duplicate_warning(app, owner_id: int, *, subject: str = "Budget for the
                             attachments=[("budget.pdf", "application/pdf", minimal_pdf())])
         parsed = parse_message(raw)
         store = services.get().documents
-        sha = notes.store_bytes(db.session, store, raw)
+        writer = notes.NoteWriter(db.session, store)
+        sha = writer.store_bytes(raw)
+        writer.flush()
         key = notes.message_key(parsed)
         holders = find_records(db.session, [address])[address].contacts
         warning = ImportWarning(
