@@ -15,6 +15,7 @@ from rolsync.extensions import db
 from rolsync.importer import import_account
 from rolsync.mail.errors import MailError
 from rolsync.mail.imap import test_connection
+from rolsync.mailbox_settings import settings_for
 from rolsync.models import Candidate, Contact, ImportWarning, Note, Role, User
 from rolsync.rules import RuleSetInvalid
 from rolsync.rules.store import active_rules, save_version
@@ -115,10 +116,9 @@ def configure_mail(email, host, port, security, username, password_stdin, ca_fil
 @click.argument("email")
 def test_mail(email: str) -> None:
     """Connect and log in: `Mailbox connection successful`, or what is wrong."""
-    from rolsync.importer import settings_for
-
     account = _account(email)
-    report = test_connection(settings_for(account, services.get().secrets, timeout=15))
+    svc = services.get()
+    report = test_connection(settings_for(account, svc.secrets, svc.oauth_providers, timeout=15))
     click.echo(report.message if report.ok else f"{report.code}: {report.message}")
     if report.hint:
         click.echo(f"Hint: {report.hint}")
@@ -154,7 +154,7 @@ def import_mail(email: str) -> None:
     try:
         while True:
             result = import_account(
-                db.session, account, secrets=svc.secrets, store=svc.documents,
+                db.session, account, secrets=svc.secrets, store=svc.documents, providers=svc.oauth_providers,
                 max_messages=config["IMPORT_RUN_MESSAGES"], fetch_batch=config["IMPORT_FETCH_BATCH"],
                 timeout=config["IMAP_TIMEOUT"], uidvalidity_limit=config["UIDVALIDITY_CHANGES_BEFORE_PAUSE"],
                 auth_failure_limit=config["AUTH_FAILURES_BEFORE_PAUSE"],

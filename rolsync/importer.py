@@ -20,7 +20,7 @@ import functools
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -34,7 +34,7 @@ from rolsync.accounts import pause_account, record_auth_failure
 from rolsync.crypto import SecretBox
 from rolsync.documents import DocumentStore
 from rolsync.mail.errors import AuthFailed, FolderNotFound
-from rolsync.mail.imap import FetchedMessage, ImapSettings, MailboxSession, Security
+from rolsync.mail.imap import FetchedMessage, MailboxSession
 from rolsync.mail.parse import (
     POOL_MIN_MESSAGES,
     MessageUnreadable,
@@ -45,6 +45,7 @@ from rolsync.mail.parse import (
     parser_pool,
     snippet,
 )
+from rolsync.mailbox_settings import settings_for
 from rolsync.matching import find_records
 from rolsync.models import (
     Direction,
@@ -59,6 +60,7 @@ from rolsync.models import (
     WarningStatus,
     utcnow,
 )
+from rolsync.oauth import OAuthProvider
 from rolsync.rules import CompiledRules, Decision, addresses_to_match, decide
 from rolsync.rules.store import active_rules
 
@@ -188,23 +190,6 @@ class _Message:
         return self.parsed.content_hash if self.parsed else _sha(self.fetched.raw)
 
 
-def settings_for(account: MailAccount, secrets: SecretBox, timeout: float = 30.0) -> ImapSettings:
-    """The IMAP settings of an account, with its password decrypted (or OAuth token fetched) for this use only."""
-    if account.uses_oauth:
-        from rolsync import oauth, services
-
-        return oauth.imap_settings(account, secrets, services.get().oauth_providers, timeout)
-    return ImapSettings(
-        host=account.host,
-        port=account.port,
-        security=Security(account.security),
-        username=account.username,
-        password=secrets.decrypt(account.password_encrypted),
-        ca_pem=account.ca_pem,
-        timeout=timeout,
-    )
-
-
 def dedupe_key(parsed: ParsedMessage | None, fetched: FetchedMessage, content_hash: str) -> str:
     """The identity of a message within one mailbox, whatever folder or UIDVALIDITY."""
     if fetched.gm_msgid:
@@ -227,6 +212,7 @@ class AccountImporter:
         *,
         secrets: SecretBox,
         store: DocumentStore,
+        providers: Mapping[str, OAuthProvider] | None = None,
         rules: CompiledRules | None = None,
         max_messages: int = 500,
         fetch_batch: int = 200,
@@ -240,6 +226,7 @@ class AccountImporter:
         self.user_id = account.user_id
         self.secrets = secrets
         self.store = store
+        self.providers = providers or {}
         # Without rules given, follow the active version: re-read at every batch,
         # so a version saved in the panel applies from the next batch on.
         self._follow_active = rules is None
@@ -263,7 +250,7 @@ class AccountImporter:
 
     def run(self) -> ImportResult:
         result = ImportResult()
-        settings = settings_for(self.account, self.secrets, self.timeout)
+        settings = settings_for(self.account, self.secrets, self.providers, self.timeout)
         with MailboxSession(settings) as mailbox:
             folders = self._known_folders() or mailbox.find_folders()
             budget = self.max_messages
@@ -674,6 +661,7 @@ def import_account(
     *,
     secrets: SecretBox,
     store: DocumentStore,
+    providers: Mapping[str, OAuthProvider] | None = None,
     max_messages: int = 500,
     fetch_batch: int = 200,
     timeout: float = 30.0,
@@ -694,7 +682,7 @@ def import_account(
     run_id = run.id
     try:
         result = AccountImporter(
-            session, account, secrets=secrets, store=store, max_messages=max_messages,
+            session, account, secrets=secrets, store=store, providers=providers, max_messages=max_messages,
             fetch_batch=fetch_batch, timeout=timeout, progress=progress, deadline=deadline,
             uidvalidity_limit=uidvalidity_limit,
         ).run()

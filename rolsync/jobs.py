@@ -1,4 +1,4 @@
-"""RQ jobs: the import of one mailbox, and the dispatcher that schedules imports.
+"""RQ jobs: the import of one mailbox, the dispatcher that schedules imports, and the rules preview.
 
 Jobs take ids only and open their own app context and database session, so
 nothing secret goes into a job's arguments and nothing is shared across the
@@ -183,7 +183,7 @@ def _import_with_lock(app, session, svc, job, account_id: int, lock) -> dict | R
     try:
         while True:
             result = import_account(
-                session, account, secrets=svc.secrets, store=svc.documents,
+                session, account, secrets=svc.secrets, store=svc.documents, providers=svc.oauth_providers,
                 max_messages=config["IMPORT_RUN_MESSAGES"], fetch_batch=config["IMPORT_FETCH_BATCH"],
                 timeout=config["IMAP_TIMEOUT"], job_id=job.id if job else None, progress=progress,
                 deadline=deadline, uidvalidity_limit=config["UIDVALIDITY_CHANGES_BEFORE_PAUSE"],
@@ -228,6 +228,29 @@ def _no_rq_retry(job: Job | None) -> None:
     """This failure is not the worker's: do not let RQ's crash retries repeat it."""
     if job is not None:
         job.retries_left = 0
+
+
+def preview_job(account_id: int, draft_definition: dict, count: int) -> list[dict]:
+    """Preview the newest messages of a mailbox with the draft rules (the rules page's "Preview")."""
+    from rolsync import preview, services
+    from rolsync.extensions import db
+    from rolsync.rules import CompiledRules
+    from rolsync.rules.store import active_rules
+
+    app = _get_app()
+    with app.app_context():
+        try:
+            account = db.session.get(MailAccount, account_id)
+            if account is None:
+                raise LookupError(f"no mailbox with id {account_id}")
+            svc = services.get()
+            messages = preview.fetch_recent(account, svc.secrets, count, timeout=app.config["IMAP_TIMEOUT"],
+                                            providers=svc.oauth_providers)
+            rows = preview.preview(db.session, account, messages, active_rules(db.session),
+                                   CompiledRules(draft_definition))
+            return [row.as_json() for row in rows]
+        finally:
+            db.session.remove()
 
 
 def due_accounts(session: Session, default_interval: int) -> list[MailAccount]:

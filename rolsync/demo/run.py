@@ -234,8 +234,8 @@ class Demo:
     def _prepare_app(self, env: dict[str, str]):
         from rolsync import accounts, create_app, services
         from rolsync.extensions import db
-        from rolsync.importer import settings_for
         from rolsync.mail.imap import test_connection
+        from rolsync.mailbox_settings import settings_for
         from rolsync.models import Role
 
         self._run_to_log("database", [sys.executable, "-m", "flask", "db", "upgrade"], env)
@@ -254,7 +254,7 @@ class Demo:
                 host=self.dovecot.host, port=self.dovecot.ssl_port, security="ssl",
                 username=sample.CONSULTANT.email, password=self.credentials.mailbox, ca_pem=self.dovecot.ca_pem))
             db.session.commit()
-            report = test_connection(settings_for(account, svc.secrets, timeout=15))
+            report = test_connection(settings_for(account, svc.secrets, svc.oauth_providers, timeout=15))
             if not report.ok:
                 raise DemoError(f"the connection test of the sample mailbox failed: {report.code}: {report.message}")
             self.say(f"Configured {sample.CONSULTANT.name}'s mailbox; connection test: {report.message}")

@@ -17,8 +17,8 @@ from rolsync.accounts import AccountError, change_own_password, configure_mailbo
 from rolsync.crypto import SecretUnreadable
 from rolsync.extensions import db
 from rolsync.history import last_finished_run, recent_runs
-from rolsync.importer import settings_for
 from rolsync.mail.imap import test_connection
+from rolsync.mailbox_settings import settings_for
 from rolsync.models import ImportRun, MailAccount, User
 from rolsync.status import JobState, describe_interval, job_state, next_scheduled_run, schedule_interval
 from rolsync.web.access import subject_user
@@ -106,7 +106,8 @@ def run_connection_test(user: User, account: MailAccount) -> None:
     """Test the saved settings (password or OAuth alike) and keep the report for the next page view."""
     timeout = min(current_app.config.get("IMAP_TIMEOUT", 30), current_app.config.get("TEST_CONNECTION_TIMEOUT", 15))
     try:
-        report = test_connection(settings_for(account, services.get().secrets, timeout=timeout))
+        svc = services.get()
+        report = test_connection(settings_for(account, svc.secrets, svc.oauth_providers, timeout=timeout))
         result = {"ok": report.ok, "code": report.code, "message": report.message, "hint": report.hint,
                   "warnings": [{"code": w.code, "message": w.message, "hint": w.hint} for w in report.warnings],
                   "folders": report.folders}

@@ -19,7 +19,7 @@ from rq.job import Job, JobStatus
 from sqlalchemy import select
 from werkzeug.exceptions import NotFound
 
-from rolsync import preview, services
+from rolsync import jobs, preview, services
 from rolsync.extensions import db
 from rolsync.history import OUTCOME_LABELS, REASON_LABELS
 from rolsync.models import Direction, MailAccount, User
@@ -157,7 +157,7 @@ def _preview(form: RulesForm, draft: dict):
         job_id = f"{PREVIEW_JOB_PREFIX}{uuid.uuid4().hex}"
         try:
             services.get().queue.enqueue(
-                preview.preview_job, account.id, draft, count, job_id=job_id,
+                jobs.preview_job, account.id, draft, count, job_id=job_id,
                 description=f"preview a draft rule set on the mailbox of account {account.id}",
                 job_timeout=600, result_ttl=PREVIEW_RESULT_SECONDS, failure_ttl=PREVIEW_RESULT_SECONDS)
         except RedisError:
