@@ -112,7 +112,7 @@ def measure_memory(setup: dict, database: str, work: Path) -> dict:
     """
     from sqlalchemy import func, select
 
-    from rolsync import jobs, services
+    from rolsync import jobs, resources
     from rolsync.extensions import db
     from rolsync.models import Document, Note
 
@@ -124,7 +124,7 @@ def measure_memory(setup: dict, database: str, work: Path) -> dict:
         account_id = add_account(app, setup["big_mailbox"], EVERYTHING)
         baseline, _ = _burst_worker()
         with app.app_context():
-            jobs.enqueue_import(services.get().queue, account_id)
+            jobs.enqueue_import(resources.get().queue, account_id)
         peak, import_s = _burst_worker()
         with app.app_context():
             notes = db.session.scalar(select(func.count()).select_from(Note))

@@ -10,7 +10,7 @@ from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from rolsync import accounts, crm, jobs, services
+from rolsync import accounts, crm, jobs, resources
 from rolsync.extensions import db
 from rolsync.importer import import_account
 from rolsync.mail.errors import MailError
@@ -79,7 +79,7 @@ def load_crm(file: str) -> None:
             rows = crm.read_rows(csv.DictReader(fh))
         except crm.CrmLoadError as exc:
             raise click.ClickException(str(exc)) from exc
-    added, unchanged = crm.load_rows(db.session, rows, services.get().documents)
+    added, unchanged = crm.load_rows(db.session, rows, resources.get().documents)
     db.session.commit()
     click.echo(f"Loaded {added} new record(s); {unchanged} already present")
 
@@ -102,7 +102,7 @@ def configure_mail(email, host, port, security, username, password_stdin, ca_fil
             ca_pem = fh.read()
     try:
         accounts.configure_mailbox(
-            db.session, services.get().secrets, _user(email),
+            db.session, resources.get().secrets, _user(email),
             accounts.MailboxForm(host=host, port=port, security=security, username=username,
                                  password=password, ca_pem=ca_pem),
         )
@@ -117,7 +117,7 @@ def configure_mail(email, host, port, security, username, password_stdin, ca_fil
 def test_mail(email: str) -> None:
     """Connect and log in: `Mailbox connection successful`, or what is wrong."""
     account = _account(email)
-    svc = services.get()
+    svc = resources.get()
     report = test_connection(settings_for(account, svc.secrets, svc.oauth_providers, timeout=15))
     click.echo(report.message if report.ok else f"{report.code}: {report.message}")
     if report.hint:
@@ -138,7 +138,7 @@ def import_mail(email: str) -> None:
     from rolsync.importer import ImportResult, UidValidityUnstable
 
     account = _account(email)
-    svc = services.get()
+    svc = resources.get()
     config = svc.config
     # Share the workers' per-mailbox lock when Redis is there; without Redis the
     # import still runs (and stays idempotent).
@@ -186,7 +186,7 @@ def enqueue_mail(email: str | None, all_accounts: bool) -> None:
         raise click.ClickException("give either an EMAIL or --all")
     accounts_to_run = [_account(email)] if email else jobs.enabled_accounts(db.session)
     for account in accounts_to_run:
-        job, created = jobs.enqueue_import(services.get().queue, account.id)
+        job, created = jobs.enqueue_import(resources.get().queue, account.id)
         click.echo(job.id)
         if not created:
             click.echo(f"{account.user.email}: an import is already {job.get_status()}; not queued twice",

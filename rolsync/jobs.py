@@ -133,13 +133,13 @@ def enqueue_import(queue: Queue, account_id: int) -> tuple[Job, bool]:
 
 def import_account_job(account_id: int) -> dict | Retry:
     """Import an account's new mail: bounded runs until caught up or out of time."""
-    from rolsync import services
+    from rolsync import resources
     from rolsync.extensions import db
 
     app = _get_app()
     with app.app_context():
         _after_fork(db)
-        svc = services.get()
+        svc = resources.get()
         job = get_current_job()
         lock = svc.redis.lock(lock_key(account_id, svc.queue.name), timeout=app.config["IMPORT_LOCK_SECONDS"],
                               blocking=False)
@@ -216,11 +216,11 @@ def _import_with_lock(app, session, svc, job, account_id: int, lock) -> dict | R
 
 def continue_import_job(account_id: int) -> str:
     """Hand an unfinished import over to a new import job."""
-    from rolsync import services
+    from rolsync import resources
 
     app = _get_app()
     with app.app_context():
-        job, _created = enqueue_import(services.get().queue, account_id)
+        job, _created = enqueue_import(resources.get().queue, account_id)
         return job.id
 
 
@@ -232,7 +232,7 @@ def _no_rq_retry(job: Job | None) -> None:
 
 def preview_job(account_id: int, draft_definition: dict, count: int) -> list[dict]:
     """Preview the newest messages of a mailbox with the draft rules (the rules page's "Preview")."""
-    from rolsync import preview, services
+    from rolsync import preview, resources
     from rolsync.extensions import db
     from rolsync.rules import CompiledRules
     from rolsync.rules.store import active_rules
@@ -243,7 +243,7 @@ def preview_job(account_id: int, draft_definition: dict, count: int) -> list[dic
             account = db.session.get(MailAccount, account_id)
             if account is None:
                 raise LookupError(f"no mailbox with id {account_id}")
-            svc = services.get()
+            svc = resources.get()
             messages = preview.fetch_recent(account, svc.secrets, count, timeout=app.config["IMAP_TIMEOUT"],
                                             providers=svc.oauth_providers)
             rows = preview.preview(db.session, account, messages, active_rules(db.session),
@@ -270,7 +270,7 @@ def dispatch_due_imports() -> list[str]:
 
     Every worker's scheduler may run this; enqueue_import makes repeats no-ops.
     """
-    from rolsync import services
+    from rolsync import resources
     from rolsync.extensions import db
 
     app = _get_app()
@@ -279,7 +279,7 @@ def dispatch_due_imports() -> list[str]:
         try:
             queued = []
             for account in due_accounts(db.session, app.config["POLL_INTERVAL_SECONDS"]):
-                job, created = enqueue_import(services.get().queue, account.id)
+                job, created = enqueue_import(resources.get().queue, account.id)
                 if created:
                     queued.append(job.id)
             return queued

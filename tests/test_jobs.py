@@ -10,7 +10,7 @@ from rq import Queue
 from rq.job import Job
 
 from devkit.builders import build_message, minimal_pdf
-from rolsync import services
+from rolsync import resources
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,15 +35,15 @@ def test_enqueue_and_a_burst_worker_import_like_mail_import(consultant, crm):
     again = consultant.cli("mail", "enqueue", consultant.email)
     assert again.exit_code == 0
     assert again.output.strip().splitlines()[0] == job_id
-    queue: Queue = services.get().queue
+    queue: Queue = resources.get().queue
     assert queue.count == 1, "a mailbox already queued is not queued twice"
 
-    job = Job.fetch(job_id, connection=services.get().redis)
+    job = Job.fetch(job_id, connection=resources.get().redis)
     assert consultant.password not in repr(job.args) + repr(job.kwargs)
 
     worker = run_worker_burst(consultant.app)
     assert worker.returncode == 0, worker.stderr[-3000:]
-    job = Job.fetch(job_id, connection=services.get().redis)
+    job = Job.fetch(job_id, connection=resources.get().redis)
     assert job.get_status() == "finished", worker.stderr[-3000:]
     assert job.return_value()["imported"] == 1
     assert consultant.password not in worker.stdout + worker.stderr

@@ -18,7 +18,7 @@ import requests
 from sqlalchemy import inspect, select, text
 
 from devkit.builders import build_message
-from rolsync import jobs, oauth, services
+from rolsync import jobs, oauth, resources
 from rolsync.extensions import db
 from rolsync.models import ImportWarning, MailAccount, User
 from tests.conftest import load_crm, register_oauth_provider
@@ -146,7 +146,7 @@ def test_connect_with_google_then_import_a_note_over_xoauth2(mailbox, google, oa
     assert [(n["record_email"], n["subject"]) for n in notes] == [("carol@client.example", "Interview on Tuesday")]
 
     # The job carries the account id only; nothing secret reaches Redis, the database or the logs.
-    svc = services.get()
+    svc = resources.get()
     job, _created = jobs.enqueue_import(svc.queue, account.id)
     try:
         assert (job.args, job.kwargs) == ((account.id,), {})

@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 
 from devkit.builders import build_message, minimal_pdf
 from devkit.dovecot import DovecotServer
-from rolsync import jobs, services
+from rolsync import jobs, resources
 from rolsync.extensions import db
 from rolsync.models import ImportRun, MailAccount, Note, StoredFile
 from tests.conftest import _make_app, make_consultant
@@ -195,7 +195,7 @@ def test_two_workers_and_many_enqueues_run_one_import_at_a_time(fast_app, doveco
     allow_first_run(consultant, tmp_path)
     consultant.deliver_many("INBOX", corpus(consultant, 250))
     account_id = db.session.scalar(select(MailAccount.id))
-    queue = services.get().queue
+    queue = resources.get().queue
     workers(fast_app)
     workers(fast_app)
     created = 0
@@ -221,7 +221,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(fast_app, doveco
     allow_first_run(consultant, tmp_path)
     consultant.deliver_many("INBOX", corpus(consultant, 600))
     account_id = db.session.scalar(select(MailAccount.id))
-    svc = services.get()
+    svc = resources.get()
     rng = random.Random(int(os.environ.get("ROLSYNC_TEST_SEED", "20261127")))
     counts_at_kill = []
     for _ in range(KILLS):
@@ -327,7 +327,7 @@ def test_a_connection_cut_or_stalled_mid_fetch_is_retried_and_resumed(fast_app, 
         allow_first_run(consultant, tmp_path)
         consultant.deliver_many("INBOX", corpus(consultant, 120))
         account_id = db.session.scalar(select(MailAccount.id))
-        jobs.enqueue_import(services.get().queue, account_id)
+        jobs.enqueue_import(resources.get().queue, account_id)
         workers(fast_app)
         wait_until(lambda: note_count() == 120, timeout=120, message="all notes after the fault")
         assert proxy.broken >= 1, "the proxy never broke a connection"
@@ -349,7 +349,7 @@ def test_dovecot_restarted_during_a_run(fast_app, tmp_path, workers):
         allow_first_run(consultant, tmp_path)
         consultant.deliver_many("INBOX", corpus(consultant, 300))
         account_id = db.session.scalar(select(MailAccount.id))
-        jobs.enqueue_import(services.get().queue, account_id)
+        jobs.enqueue_import(resources.get().queue, account_id)
         workers(fast_app)
         wait_until(lambda: note_count() >= 20, timeout=60, message="the run to be under way")
         server.restart()
@@ -370,7 +370,7 @@ def test_three_refused_logins_pause_the_account_until_the_password_is_fixed(fast
     configure = ["mail", "configure", consultant.email, "--host", dovecot.host, "--port", str(dovecot.ssl_port),
                  "--username", consultant.username, "--password-stdin", "--ca-file", str(tmp_path / "ca.pem")]
     assert consultant.cli(*configure, input="not-the-password\n").exit_code == 0
-    svc = services.get()
+    svc = resources.get()
     account = db.session.scalar(select(MailAccount))
 
     job, _ = jobs.enqueue_import(svc.queue, account.id)

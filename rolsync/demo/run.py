@@ -232,7 +232,7 @@ class Demo:
     # -- the database: schema, CRM, users, the consultant's mailbox ------------------------
 
     def _prepare_app(self, env: dict[str, str]):
-        from rolsync import accounts, create_app, services
+        from rolsync import accounts, create_app, resources
         from rolsync.extensions import db
         from rolsync.mail.imap import test_connection
         from rolsync.mailbox_settings import settings_for
@@ -241,7 +241,7 @@ class Demo:
         self._run_to_log("database", [sys.executable, "-m", "flask", "db", "upgrade"], env)
         app = create_app()
         with app.app_context():
-            svc = services.get()
+            svc = resources.get()
             added = sample.load(db.session, svc.documents)
             self.say(f"Loaded a sample CRM: {added} contacts and candidates at {len(sample.COMPANIES)} companies")
             accounts.create_user(db.session, sample.ADMIN.email, self.credentials.admin, name=sample.ADMIN.name,
@@ -320,7 +320,7 @@ class Demo:
         """Queue the first import the way Import now does, and wait until the worker has done it."""
         from rq.job import JobStatus
 
-        from rolsync import jobs, services
+        from rolsync import jobs, resources
         from rolsync.extensions import db
         from rolsync.rules.store import active_rules
 
@@ -329,7 +329,7 @@ class Demo:
             first_run = active_rules(db.session).definition["first_run"]
             self.say(f"Importing the mailbox; a first run reads the newest {first_run['inbox']} messages of the "
                      f"Inbox and {first_run['sent']} of Sent (an Import rules setting)…")
-            queue = services.get().queue
+            queue = resources.get().queue
             job, _created = jobs.enqueue_import(queue, self.account_id)
             deadline = started + self.options.import_timeout
             shown = None

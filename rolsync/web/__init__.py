@@ -7,7 +7,7 @@ from flask import Flask
 def register_blueprints(app: Flask) -> None:
     """Register every area of the panel on `app` (the factory calls this)."""
     from rolsync.web import auth, dashboard, history, oauth, preferences, providers, records, rules, users, warnings
-    from rolsync.web.setup import init_web
+    from rolsync.web.security import init_web
 
     init_web(app)
     for area in (auth, dashboard, preferences, oauth, warnings, records, history, users, rules, providers):

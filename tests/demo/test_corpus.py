@@ -101,9 +101,9 @@ def test_the_sample_crm_loads_through_flask_crm_load(sqlite_app, tmp_path):
 
 
 def test_loading_the_sample_crm_relates_group_companies(sqlite_app):
-    from rolsync import services
+    from rolsync import resources
 
-    added = sample.load(db.session, services.get().documents)
+    added = sample.load(db.session, resources.get().documents)
     db.session.commit()
     assert added == len(sample.CONTACTS) + len(sample.CANDIDATES)
     assert db.session.scalar(select(func.count(Contact.id))) == len(sample.CONTACTS)

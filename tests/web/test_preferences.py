@@ -8,7 +8,7 @@ import pytest
 from rq.job import Job, JobStatus
 from sqlalchemy import func, select
 
-from rolsync import jobs, services
+from rolsync import jobs, resources
 from rolsync.extensions import db
 from rolsync.models import ImportRun, MailAccount, User
 from tests.web.conftest import PASSWORD, clear_import_job, sign_in
@@ -65,7 +65,7 @@ def test_save_changes_and_test_connection_succeeds_against_dovecot(app, user, ma
     assert (account.host, account.port, account.security, account.username) == (
         mailbox["host"], mailbox["port"], "ssl", mailbox["username"])
     assert account.password_encrypted != mailbox["password"]
-    assert services.get().secrets.decrypt(account.password_encrypted) == mailbox["password"]
+    assert resources.get().secrets.decrypt(account.password_encrypted) == mailbox["password"]
     # The result is shown once; the password never.
     again = user.client.get("/preferences").get_data(as_text=True)
     assert "Mailbox connection successful" not in again
@@ -175,7 +175,7 @@ def _save_account(app, user_id: int, **values) -> int:
     from rolsync import accounts
 
     user = db.session.get(User, user_id)
-    account = accounts.configure_mailbox(db.session, services.get().secrets, user, accounts.MailboxForm(
+    account = accounts.configure_mailbox(db.session, resources.get().secrets, user, accounts.MailboxForm(
         host="imap.agency.example", port=993, security="ssl", username=user.email, password="imap-secret-1"))
     for name, value in values.items():
         setattr(account, name, value)
@@ -190,14 +190,14 @@ def test_import_now_queues_one_job_and_shows_its_state(app, user, import_jobs):
 
     response = user.client.post("/preferences/import", follow_redirects=True)
     assert "The import is queued." in response.get_data(as_text=True)
-    job = Job.fetch(jobs.job_id_for(account_id), connection=services.get().redis)
-    assert job.origin == services.get().queue.name
+    job = Job.fetch(jobs.job_id_for(account_id), connection=resources.get().redis)
+    assert job.origin == resources.get().queue.name
     assert job.args == (account_id,)
     assert "imap-secret-1" not in repr(job.args) + repr(job.kwargs)
 
     again = user.client.post("/preferences/import", follow_redirects=True).get_data(as_text=True)
     assert "already queued or running" in again
-    assert services.get().queue.count == 1
+    assert resources.get().queue.count == 1
 
     state = user.client.get("/preferences/import-status.json").json
     assert state["state"] == "queued" and state["active"] is True

@@ -9,14 +9,14 @@ from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select
 from werkzeug.security import check_password_hash
 
-from rolsync import services
+from rolsync import resources
 from rolsync.extensions import db
 from rolsync.mail.parse import normalise_address
 from rolsync.models import User, utcnow
 from rolsync.ratelimit import Limit, RateLimiter
 from rolsync.web.auth import bp
 from rolsync.web.auth.forms import LoginForm, LogoutForm
-from rolsync.web.setup import password_fingerprint
+from rolsync.web.security import password_fingerprint
 
 # Checked against when the e-mail is unknown, so a wrong address costs as long as a wrong password.
 _DUMMY_HASH = "scrypt:32768:8:1$abcdefghijklmnop$" + "0" * 128
@@ -28,7 +28,7 @@ def _limiters() -> tuple[RateLimiter, RateLimiter]:
     window = config.get("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60)
     # The queue name tells deployments (and test runs) sharing one Redis apart.
     namespace = config.get("RATELIMIT_NAMESPACE") or config["RQ_QUEUE"]
-    redis = services.get().redis
+    redis = resources.get().redis
     return (RateLimiter(redis, f"{namespace}:login-email", Limit(config.get("LOGIN_MAX_FAILURES", 5), window)),
             RateLimiter(redis, f"{namespace}:login-ip", Limit(config.get("LOGIN_MAX_FAILURES_PER_IP", 30), window)))
 

@@ -7,11 +7,11 @@ from flask import current_app, render_template
 from flask_login import current_user
 from redis.exceptions import RedisError
 
-from rolsync import jobs, services
+from rolsync import jobs, resources
 from rolsync.extensions import db
 from rolsync.history import account_overview, imported_per_day, last_finished_run, outcomes
-from rolsync.status import job_state, next_scheduled_run
-from rolsync.warnings import open_count
+from rolsync.job_state import job_state, next_scheduled_run
+from rolsync.warning_queue import open_count
 from rolsync.web.dashboard import bp
 from rolsync.web.dashboard.charts import day_chart, outcome_chart
 
@@ -22,7 +22,7 @@ def index():
     days = imported_per_day(db.session, current_user, days=30)
     kinds = outcomes(db.session, current_user, days=30)
     account = current_user.mail_account
-    redis = services.get().redis
+    redis = resources.get().redis
     now = datetime.now(timezone.utc)
     overview, queue, owners = [], None, {}
     if current_user.is_admin:
@@ -31,7 +31,7 @@ def index():
             if row.account:
                 owners[row.account.id] = row.user
         try:
-            queue = jobs.queue_overview(services.get().queue)
+            queue = jobs.queue_overview(resources.get().queue)
         except RedisError:
             current_app.logger.warning("cannot read the import queue", exc_info=True)
     return render_template(

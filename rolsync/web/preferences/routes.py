@@ -12,20 +12,20 @@ from flask_login import current_user
 from redis.exceptions import RedisError
 from werkzeug.datastructures import CombinedMultiDict
 
-from rolsync import jobs, services
+from rolsync import jobs, resources
 from rolsync.accounts import AccountError, change_own_password, configure_mailbox
 from rolsync.crypto import SecretUnreadable
 from rolsync.extensions import db
 from rolsync.history import last_finished_run, recent_runs
+from rolsync.job_state import JobState, describe_interval, job_state, next_scheduled_run, schedule_interval
 from rolsync.mail.imap import test_connection
 from rolsync.mailbox_settings import settings_for
 from rolsync.models import ImportRun, MailAccount, User
-from rolsync.status import JobState, describe_interval, job_state, next_scheduled_run, schedule_interval
 from rolsync.web.access import subject_user
 from rolsync.web.preferences import bp
 from rolsync.web.preferences.forms import ChangePasswordForm, ImportNowForm, MailboxSettingsForm, sentence
 from rolsync.web.preferences.presets import PRESETS, provider_for, with_preset
-from rolsync.web.setup import password_fingerprint
+from rolsync.web.security import password_fingerprint
 
 REPORT_KEY = "connection_report"
 
@@ -57,7 +57,7 @@ def _render(user: User, form: MailboxSettingsForm, status: int = 200):
     if report and report.get("user_id") != user.id:
         report = None
     now = datetime.now(timezone.utc)
-    state = job_state(services.get().redis, account.id) if account else JobState("idle")
+    state = job_state(resources.get().redis, account.id) if account else JobState("idle")
     return render_template(
         "preferences/index.html",
         subject=user, account=account, form=form, import_form=ImportNowForm(), report=report,
@@ -85,7 +85,7 @@ def save_mailbox(user_id: int | None = None):
                                data={"provider": "custom"})
     if not form.validate_on_submit():
         return _render(user, form, 422)
-    svc = services.get()
+    svc = resources.get()
     try:
         account = configure_mailbox(db.session, svc.secrets, user, form.to_input())
     except AccountError as exc:
@@ -106,7 +106,7 @@ def run_connection_test(user: User, account: MailAccount) -> None:
     """Test the saved settings (password or OAuth alike) and keep the report for the next page view."""
     timeout = min(current_app.config.get("IMAP_TIMEOUT", 30), current_app.config.get("TEST_CONNECTION_TIMEOUT", 15))
     try:
-        svc = services.get()
+        svc = resources.get()
         report = test_connection(settings_for(account, svc.secrets, svc.oauth_providers, timeout=timeout))
         result = {"ok": report.ok, "code": report.code, "message": report.message, "hint": report.hint,
                   "warnings": [{"code": w.code, "message": w.message, "hint": w.hint} for w in report.warnings],
@@ -146,7 +146,7 @@ def import_now(user_id: int | None = None):
         flash("Automatic sync is switched off for this mailbox. Switch it on and save, then import.", "error")
     else:
         try:
-            job, created = jobs.enqueue_import(services.get().queue, account.id)
+            job, created = jobs.enqueue_import(resources.get().queue, account.id)
         except RedisError:
             current_app.logger.exception("cannot queue an import of account %s", account.id)
             flash("The import queue cannot be reached right now. Try again in a minute.", "error")
@@ -176,7 +176,7 @@ def import_status(user_id: int | None = None):
     if account is None:
         return {"state": "idle", "active": False, "label": JobState("idle").label, "done": None, "total": None,
                 "last_run": None, "last_error": None}
-    state = job_state(services.get().redis, account.id)
+    state = job_state(resources.get().redis, account.id)
     return {**state.as_json(), "last_run": _run_json(last_finished_run(db.session, account.id)),
             "last_error": account.last_error}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 
-from rolsync import services
+from rolsync import resources
 from rolsync.extensions import db
 from rolsync.records import (
     RecordError,
@@ -19,7 +19,7 @@ from rolsync.records import (
     search_records,
     shared_with,
 )
-from rolsync.warnings import open_warnings_for_address
+from rolsync.warning_queue import open_warnings_for_address
 from rolsync.web.preferences.forms import sentence
 from rolsync.web.records import bp
 from rolsync.web.records.forms import AddEmailForm, RecordSearchForm, RemoveEmailForm
@@ -81,7 +81,7 @@ def add_address(kind: str, record_id: int):
         db.session.rollback()
         form.address.errors = [*form.address.errors, sentence(str(exc))]
         return _render_record(record, form, 422)
-    linked = link_held_mail(db.session, services.get().documents, email.address)
+    linked = link_held_mail(db.session, resources.get().documents, email.address)
     db.session.commit()
     flash(f"{email.address} was added.", "success")
     if linked:
@@ -125,7 +125,7 @@ def download(document_id: int):
         document = get_document(db.session, document_id)
     except RecordNotFound:
         abort(404)
-    store = services.get().documents
+    store = resources.get().documents
     if not store.exists(document.sha256):
         abort(404)
     content_type = document.content_type.lower().split(";")[0].strip()

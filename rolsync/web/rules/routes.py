@@ -19,7 +19,7 @@ from rq.job import Job, JobStatus
 from sqlalchemy import select
 from werkzeug.exceptions import NotFound
 
-from rolsync import jobs, preview, services
+from rolsync import jobs, preview, resources
 from rolsync.extensions import db
 from rolsync.history import OUTCOME_LABELS, REASON_LABELS
 from rolsync.models import Direction, MailAccount, User
@@ -156,7 +156,7 @@ def _preview(form: RulesForm, draft: dict):
             return _render(form, status=422)
         job_id = f"{PREVIEW_JOB_PREFIX}{uuid.uuid4().hex}"
         try:
-            services.get().queue.enqueue(
+            resources.get().queue.enqueue(
                 jobs.preview_job, account.id, draft, count, job_id=job_id,
                 description=f"preview a draft rule set on the mailbox of account {account.id}",
                 job_timeout=600, result_ttl=PREVIEW_RESULT_SECONDS, failure_ttl=PREVIEW_RESULT_SECONDS)
@@ -193,7 +193,7 @@ def _job_panel(job_id: str | None, changes: list[str] | None) -> dict:
         return panel
     panel["job"] = job_id
     try:
-        job = Job.fetch(job_id, connection=services.get().redis)
+        job = Job.fetch(job_id, connection=resources.get().redis)
         status = job.get_status(refresh=False)
     except NoSuchJobError:
         return panel

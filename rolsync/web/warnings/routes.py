@@ -5,7 +5,7 @@ from flask import abort, flash, redirect, render_template, request, send_file, u
 from flask_login import current_user
 from sqlalchemy import select
 
-from rolsync import services
+from rolsync import resources
 from rolsync import warnings as queue
 from rolsync.extensions import db
 from rolsync.models import User, WarningStatus
@@ -73,7 +73,7 @@ def attach(warning_id: int):
     if not form.validate_on_submit():
         abort(400)
     try:
-        created = queue.attach(db.session, services.get().documents, warning, actor=actor(),
+        created = queue.attach(db.session, resources.get().documents, warning, actor=actor(),
                                record=form.record_key())
     except queue.WarningActionError as exc:
         return _action_failed(exc)
@@ -90,7 +90,7 @@ def attach_all(warning_id: int):
     if not ActionForm().validate_on_submit():
         abort(400)
     try:
-        created = queue.attach(db.session, services.get().documents, warning, actor=actor())
+        created = queue.attach(db.session, resources.get().documents, warning, actor=actor())
     except queue.WarningActionError as exc:
         return _action_failed(exc)
     db.session.commit()
@@ -104,7 +104,7 @@ def retry(warning_id: int):
     warning = _warning(warning_id, for_update=True)
     if not ActionForm().validate_on_submit():
         abort(400)
-    svc = services.get()
+    svc = resources.get()
     try:
         result = queue.retry(db.session, svc.documents, warning, actor=actor())
     except queue.WarningActionError as exc:
@@ -167,7 +167,7 @@ def dismiss_selected():
 def original(warning_id: int):
     """The original message as a file, to open in a mail program (never shown in the page)."""
     warning = _warning(warning_id)
-    store = services.get().documents
+    store = resources.get().documents
     if not warning.raw_sha256 or not store.exists(warning.raw_sha256):
         abort(404)
     response = send_file(store.path_for(warning.raw_sha256), mimetype="message/rfc822", as_attachment=True,

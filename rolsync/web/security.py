@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from rolsync.extensions import db, login_manager
 from rolsync.models import User
-from rolsync.warnings import open_count
+from rolsync.warning_queue import open_count
 
 PUBLIC_ENDPOINTS = frozenset({"auth.login", "static"})
 """The only endpoints a signed-out visitor reaches; everything else sends them to sign in."""
