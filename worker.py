@@ -26,7 +26,7 @@ import sys
 from rq import SimpleWorker, Worker
 from rq.cron import CronScheduler
 
-from rolsync import create_app, jobs, services
+from rolsync import create_app, jobs, resources
 from rolsync.mail.imap import build_ssl_context
 
 
@@ -34,7 +34,7 @@ def run_schedule() -> int:
     """The CronScheduler loop (the child process)."""
     app = create_app()
     with app.app_context():
-        svc = services.get()
+        svc = resources.get()
         scheduler = CronScheduler(connection=svc.redis, logging_level="INFO")
         scheduler.register(jobs.dispatch_due_imports, queue_name=svc.queue.name,
                            interval=app.config["SCHEDULE_TICK_SECONDS"], result_ttl=600,
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     schedule = None if args.burst else start_schedule_process()
     try:
         with app.app_context():
-            svc = services.get()
+            svc = resources.get()
             worker_class = SimpleWorker if app.config["WORKER_CLASS"] == "simple" else Worker
             worker = worker_class([svc.queue], connection=svc.redis)
             worker.work(burst=args.burst, with_scheduler=True)

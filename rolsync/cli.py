@@ -10,7 +10,7 @@ from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from rolsync import accounts, crm, jobs, resources
+from rolsync import accounts, crm, jobs, resources, schedule
 from rolsync.extensions import db
 from rolsync.importer import import_account
 from rolsync.mail.errors import MailError
@@ -184,7 +184,7 @@ def enqueue_mail(email: str | None, all_accounts: bool) -> None:
     """Put an import job on the queue for the user (or every enabled mailbox)."""
     if bool(email) == all_accounts:
         raise click.ClickException("give either an EMAIL or --all")
-    accounts_to_run = [_account(email)] if email else jobs.enabled_accounts(db.session)
+    accounts_to_run = [_account(email)] if email else schedule.enabled_accounts(db.session)
     for account in accounts_to_run:
         job, created = jobs.enqueue_import(resources.get().queue, account.id)
         click.echo(job.id)

@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import insert, select
@@ -58,6 +58,7 @@ from rolsync.models import (
     RuleSetVersion,
     WarningKind,
     WarningStatus,
+    as_utc,
     utcnow,
 )
 from rolsync.oauth import OAuthProvider
@@ -360,7 +361,7 @@ class AccountImporter:
         changes UIDVALIDITY on every session would have us re-fetch forever.
         """
         now = utcnow()
-        recent = state.uidvalidity_changed_at and now - _aware(state.uidvalidity_changed_at) < UIDVALIDITY_WINDOW
+        recent = state.uidvalidity_changed_at and now - as_utc(state.uidvalidity_changed_at) < UIDVALIDITY_WINDOW
         state.uidvalidity_changes = (state.uidvalidity_changes or 0) + 1 if recent else 1
         state.uidvalidity_changed_at = now
         if state.uidvalidity_changes > self.uidvalidity_limit:
@@ -477,7 +478,7 @@ class AccountImporter:
             internaldate = message.fetched.internaldate
             if state.floor_date is None and state.floor_uid and internaldate:
                 state.floor_date = internaldate
-            elif state.floor_date and internaldate and _aware(internaldate) < _aware(state.floor_date):
+            elif state.floor_date and internaldate and as_utc(internaldate) < as_utc(state.floor_date):
                 continue
             kept.append(message)
         return kept
@@ -644,11 +645,6 @@ class AccountImporter:
             "details": details,
             "created_at": utcnow(),
         }
-
-
-def _aware(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything here is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def _sha(data: bytes) -> str:

@@ -1,17 +1,13 @@
-"""Where a mailbox's import stands right now: its RQ job's state and progress, read for the panel."""
+"""Where an RQ job stands, read from Redis in one place: an import's state and progress, a preview's result."""
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
 
 from redis import Redis
 from redis.exceptions import RedisError
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
-
-from rolsync import jobs
-from rolsync.models import MailAccount
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +35,16 @@ STATE_LABELS = {
 
 @dataclass
 class JobState:
-    """`state` is idle, queued, running, finished, failed or unknown; done/total while running."""
+    """`state` is idle, queued, running, finished, failed or unknown; done/total while running.
+
+    `job` is the RQ job read (None when there is none or Redis could not be
+    reached), for its result or its error.
+    """
 
     state: str
     done: int | None = None
     total: int | None = None
+    job: Job | None = field(default=None, repr=False, compare=False)
 
     @property
     def active(self) -> bool:
@@ -53,55 +54,42 @@ class JobState:
     def label(self) -> str:
         return STATE_LABELS[self.state]
 
+    @property
+    def error(self) -> str | None:
+        """The last line of a failed job's traceback: the exception, without the frames."""
+        return last_error(self.job) if self.job is not None and self.state == "failed" else None
+
     def as_json(self) -> dict:
-        return {**asdict(self), "active": self.active, "label": self.label}
+        return {"state": self.state, "done": self.done, "total": self.total, "active": self.active,
+                "label": self.label}
 
 
-def job_state(redis: Redis, account_id: int) -> JobState:
-    """The state of the account's import job (its id is `jobs.job_id_for`), with job.meta["progress"]."""
+def read_job(redis: Redis, job_id: str) -> JobState:
+    """The state of any job by id, with its job.meta["progress"] while queued or running."""
     try:
-        job = Job.fetch(jobs.job_id_for(account_id), connection=redis)
+        job = Job.fetch(job_id, connection=redis)
         status = job.get_status(refresh=False)
         progress = (job.meta or {}).get("progress") or {}
     except NoSuchJobError:
         return JobState("idle")
     except RedisError:
-        log.warning("cannot read the import job of account %s from Redis", account_id, exc_info=True)
+        log.warning("cannot read the job %s from Redis", job_id, exc_info=True)
         return JobState("unknown")
     state = _STATES.get(status, "idle") if status else "idle"
     if state in ("queued", "running"):
-        return JobState(state, progress.get("done"), progress.get("total"))
-    return JobState(state)
+        return JobState(state, progress.get("done"), progress.get("total"), job=job)
+    return JobState(state, job=job)
 
 
-def schedule_interval(account: MailAccount, config: dict) -> timedelta:
-    """How often the account is imported on the schedule: its own interval, else the deployment's."""
-    seconds = getattr(account, "poll_interval_seconds", None) or config.get("POLL_INTERVAL_SECONDS")
-    if seconds:
-        return timedelta(seconds=seconds)
-    return timedelta(minutes=config.get("POLL_INTERVAL_MINUTES") or 5)
+def job_state(redis: Redis, account_id: int) -> JobState:
+    """The state of the account's import job (its id is `jobs.job_id_for`)."""
+    from rolsync import jobs
+
+    return read_job(redis, jobs.job_id_for(account_id))
 
 
-def describe_interval(interval: timedelta) -> str:
-    """"every 5 minutes", "every minute", "every 30 seconds"."""
-    seconds = int(interval.total_seconds())
-    if seconds % 3600 == 0 and seconds >= 3600:
-        hours = seconds // 3600
-        return "every hour" if hours == 1 else f"every {hours} hours"
-    if seconds % 60 == 0 and seconds >= 60:
-        minutes = seconds // 60
-        return "every minute" if minutes == 1 else f"every {minutes} minutes"
-    return f"every {seconds} seconds"
-
-
-def next_scheduled_run(account: MailAccount, config: dict, now: datetime) -> datetime | None:
-    """Roughly when the schedule takes the account next; None when it is switched off or paused."""
-    if not account.enabled or getattr(account, "paused", False):
-        return None
-    interval = schedule_interval(account, config)
-    if account.last_run_at is None:
-        return now
-    last = account.last_run_at
-    if last.tzinfo is None:
-        last = last.replace(tzinfo=now.tzinfo)
-    return max(now, last + interval)
+def last_error(job: Job) -> str | None:
+    """The last line of the job's latest failure (the exception and its message), if it failed."""
+    latest = job.latest_result()
+    lines = (latest.exc_string or "").strip().splitlines()[-1:] if latest else []
+    return lines[0] if lines else None

@@ -36,10 +36,10 @@ from rq import Queue, Retry, get_current_job
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from rolsync.models import MailAccount, utcnow
+from rolsync.job_state import last_error
+from rolsync.models import MailAccount
+from rolsync.schedule import due_accounts
 
 log = logging.getLogger(__name__)
 
@@ -92,14 +92,6 @@ def job_id_for(account_id: int, queue_name: str | None = None) -> str:
 
 def lock_key(account_id: int, queue_name: str | None = None) -> str:
     return LOCK_KEY.format(queue=_queue_name(queue_name), account_id=account_id)
-
-
-def enabled_accounts(session: Session) -> list[MailAccount]:
-    return list(session.scalars(
-        select(MailAccount)
-        .where(MailAccount.enabled.is_(True), MailAccount.paused.is_(False))
-        .order_by(MailAccount.id)
-    ))
 
 
 def enqueue_import(queue: Queue, account_id: int) -> tuple[Job, bool]:
@@ -253,18 +245,6 @@ def preview_job(account_id: int, draft_definition: dict, count: int) -> list[dic
             db.session.remove()
 
 
-def due_accounts(session: Session, default_interval: int) -> list[MailAccount]:
-    """Enabled, unpaused accounts whose last run is at least their interval ago."""
-    now = utcnow()
-    due = []
-    for account in enabled_accounts(session):
-        interval = timedelta(seconds=account.poll_interval_seconds or default_interval)
-        last = account.last_run_at
-        if last is None or now - (last if last.tzinfo else last.replace(tzinfo=now.tzinfo)) >= interval:
-            due.append(account)
-    return due
-
-
 def dispatch_due_imports() -> list[str]:
     """The scheduled job: queue an import for every account that is due.
 
@@ -315,11 +295,7 @@ def queue_overview(queue: Queue) -> dict[str, list[QueueEntry]]:
             if job is None:
                 continue
             tail = job.id.removeprefix(prefix).split("-")[0]
-            error = None
-            if name == "failed":
-                latest = job.latest_result()
-                last_lines = (latest.exc_string or "").strip().splitlines()[-1:] if latest else []
-                error = last_lines[0] if last_lines else None
+            error = last_error(job) if name == "failed" else None
             entries.append(QueueEntry(job.id, int(tail) if tail.isdigit() else None, name, job.enqueued_at,
                                       job.started_at, job.ended_at, job.meta.get("progress"), error))
         overview[name] = entries

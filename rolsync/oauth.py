@@ -40,7 +40,7 @@ from rolsync.config import ConfigError
 from rolsync.crypto import SecretBox
 from rolsync.mail.errors import OAuthProviderError, oauth_access_revoked
 from rolsync.mail.imap import ImapSettings, Security
-from rolsync.models import AuthMethod, MailAccount, User, utcnow
+from rolsync.models import AuthMethod, MailAccount, User, as_utc, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +261,7 @@ class AccountTokens:
         if self.provider is None:
             # Checked before the stored token is reused: an admin who removed the provider means it to stop now.
             raise self._provider_gone()
-        expires_at = _aware(account.oauth_access_expires_at)
+        expires_at = account.oauth_access_expires_at and as_utc(account.oauth_access_expires_at)
         if (not refresh and account.oauth_access_token_encrypted and expires_at is not None
                 and expires_at - EXPIRY_MARGIN > utcnow()):
             return self.secrets.decrypt(account.oauth_access_token_encrypted)
@@ -347,11 +347,6 @@ def _expiry(token: Mapping) -> datetime:
     return utcnow() + timedelta(seconds=int(token.get("expires_in") or 3600))
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    """SQLite gives back naive datetimes; they were stored in UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=timezone.utc)
 
 
 def _id_token_email(id_token: str | None) -> str | None:

@@ -1,4 +1,4 @@
-"""The web panel's blueprints, and what every page shares: sign-in guard, security headers, error pages."""
+"""The web panel's blueprints, and what every page shares: security, error pages, template helpers."""
 from __future__ import annotations
 
 from flask import Flask
@@ -7,8 +7,12 @@ from flask import Flask
 def register_blueprints(app: Flask) -> None:
     """Register every area of the panel on `app` (the factory calls this)."""
     from rolsync.web import auth, dashboard, history, oauth, preferences, providers, records, rules, users, warnings
-    from rolsync.web.security import init_web
+    from rolsync.web.errors import init_error_pages
+    from rolsync.web.security import init_security
+    from rolsync.web.templating import init_templating
 
-    init_web(app)
+    init_security(app)
+    init_error_pages(app)
+    init_templating(app)
     for area in (auth, dashboard, preferences, oauth, warnings, records, history, users, rules, providers):
         app.register_blueprint(area.bp)

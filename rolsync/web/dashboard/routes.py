@@ -10,7 +10,8 @@ from redis.exceptions import RedisError
 from rolsync import jobs, resources
 from rolsync.extensions import db
 from rolsync.history import account_overview, imported_per_day, last_finished_run, outcomes
-from rolsync.job_state import job_state, next_scheduled_run
+from rolsync.job_state import job_state
+from rolsync.schedule import next_scheduled_run
 from rolsync.warning_queue import open_count
 from rolsync.web.dashboard import bp
 from rolsync.web.dashboard.charts import day_chart, outcome_chart
@@ -40,6 +41,6 @@ def index():
         imported_total=sum(d.count for d in days), account=account,
         job=job_state(redis, account.id) if account else None,
         last_run=last_finished_run(db.session, account.id) if account else None,
-        next_run=next_scheduled_run(account, current_app.config, now) if account else None,
+        next_run=next_scheduled_run(account, current_app.config["POLL_INTERVAL_SECONDS"], now) if account else None,
         open_warnings=open_count(db.session, current_user), overview=overview, queue=queue, owners=owners,
     )

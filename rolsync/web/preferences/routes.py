@@ -17,10 +17,11 @@ from rolsync.accounts import AccountError, change_own_password, configure_mailbo
 from rolsync.crypto import SecretUnreadable
 from rolsync.extensions import db
 from rolsync.history import last_finished_run, recent_runs
-from rolsync.job_state import JobState, describe_interval, job_state, next_scheduled_run, schedule_interval
+from rolsync.job_state import JobState, job_state
 from rolsync.mail.imap import test_connection
 from rolsync.mailbox_settings import settings_for
 from rolsync.models import ImportRun, MailAccount, User
+from rolsync.schedule import describe_interval, next_scheduled_run, schedule_interval
 from rolsync.web.access import subject_user
 from rolsync.web.preferences import bp
 from rolsync.web.preferences.forms import ChangePasswordForm, ImportNowForm, MailboxSettingsForm, sentence
@@ -57,13 +58,14 @@ def _render(user: User, form: MailboxSettingsForm, status: int = 200):
     if report and report.get("user_id") != user.id:
         report = None
     now = datetime.now(timezone.utc)
+    default_seconds = current_app.config["POLL_INTERVAL_SECONDS"]
     state = job_state(resources.get().redis, account.id) if account else JobState("idle")
     return render_template(
         "preferences/index.html",
         subject=user, account=account, form=form, import_form=ImportNowForm(), report=report,
         presets=PRESETS, job=state, runs=recent_runs(db.session, account.id) if account else [],
-        interval=describe_interval(schedule_interval(account, current_app.config)) if account else None,
-        next_run=next_scheduled_run(account, current_app.config, now) if account else None,
+        interval=describe_interval(schedule_interval(account, default_seconds)) if account else None,
+        next_run=next_scheduled_run(account, default_seconds, now) if account else None,
         own=user.id == current_user.id,
     ), status
 

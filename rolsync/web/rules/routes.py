@@ -14,14 +14,13 @@ import uuid
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from redis.exceptions import RedisError
-from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
 from sqlalchemy import select
 from werkzeug.exceptions import NotFound
 
 from rolsync import jobs, preview, resources
 from rolsync.extensions import db
 from rolsync.history import OUTCOME_LABELS, REASON_LABELS
+from rolsync.job_state import read_job
 from rolsync.models import Direction, MailAccount, User
 from rolsync.rules import CompiledRules, RuleSetInvalid, default_rules, validate
 from rolsync.rules.definition import MAX_CONDITIONS
@@ -192,20 +191,16 @@ def _job_panel(job_id: str | None, changes: list[str] | None) -> dict:
     if not job_id or not _JOB_ID.match(job_id):
         return panel
     panel["job"] = job_id
-    try:
-        job = Job.fetch(job_id, connection=resources.get().redis)
-        status = job.get_status(refresh=False)
-    except NoSuchJobError:
-        return panel
-    except RedisError:
+    current = read_job(resources.get().redis, job_id)
+    if current.state == "unknown":
         return {**panel, "state": "failed", "error": "The job queue cannot be reached right now."}
-    if status == JobStatus.FINISHED:
-        return {**panel, "state": "finished", "rows": job.return_value() or []}
-    if status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
-        result = job.latest_result()
-        reason = (result.exc_string or "").strip().splitlines()[-1:] if result else []
-        return {**panel, "state": "failed", "error": reason[0] if reason else "The preview job stopped."}
-    return {**panel, "state": "running" if status == JobStatus.STARTED else "queued"}
+    if current.job is None:
+        return panel
+    if current.state == "finished":
+        return {**panel, "state": "finished", "rows": current.job.return_value() or []}
+    if current.state == "failed":
+        return {**panel, "state": "failed", "error": current.error or "The preview job stopped."}
+    return {**panel, "state": "running" if current.state == "running" else "queued"}
 
 
 @bp.route("/rules/preview/<job_id>.json")

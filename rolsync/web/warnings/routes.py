@@ -6,7 +6,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from rolsync import resources
-from rolsync import warnings as queue
+from rolsync import warning_queue as queue
 from rolsync.extensions import db
 from rolsync.models import User, WarningStatus
 from rolsync.web.access import actor
