@@ -90,7 +90,7 @@ class Demo:
         self.out = out
         self.queue_name = f"rolsync-demo-{uuid.uuid4().hex[:10]}"
         self.base_dir: Path | None = None
-        self.dovecot = None
+        self.dovecot: dovecot.DovecotServer | None = None
         self.children: list[_Child] = []
         self.credentials = Credentials()
         self.account_id: int | None = None
@@ -183,6 +183,7 @@ class Demo:
 
     def _environment(self) -> dict[str, str]:
         """The settings this process, the web server and the worker share: all pointing into base_dir."""
+        assert self.base_dir is not None, "made by run()"
         instance = self.base_dir / "instance"
         env = {key: value for key, value in os.environ.items()
                if not key.startswith("ROLSYNC_") and key not in _OWN_SETTINGS}
@@ -209,18 +210,19 @@ class Demo:
     def _start_mailbox(self) -> None:
         """A Dovecot on loopback holding the consultant's Inbox and Sent folder."""
         self.say("Starting a local IMAP server (Dovecot) with a sample mailbox…")
-        self.dovecot = dovecot.DovecotServer(self.base_dir / "dovecot")
+        assert self.base_dir is not None, "made by run()"
+        server = self.dovecot = dovecot.DovecotServer(self.base_dir / "dovecot")
         try:
             with self._uninterrupted():
-                self.dovecot.start()
+                server.start()
         except dovecot.DovecotError as exc:
             raise DemoError(f"the local Dovecot did not start: {exc}") from exc
         user, password = sample.CONSULTANT.email, self.credentials.mailbox
-        self.dovecot.add_user(user, password)
-        self.dovecot.create_folder(user, password, corpus.SENT, special_use="\\Sent")
+        server.add_user(user, password)
+        server.create_folder(user, password, corpus.SENT, special_use="\\Sent")
         end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
         messages = corpus.build_mailbox(end, seed=self.options.seed)
-        with self.dovecot.client(user, password) as client:
+        with server.client(user, password) as client:
             for folder in (corpus.INBOX, corpus.SENT):
                 client.multiappend(folder, [
                     {"msg": m.raw, "flags": [b"\\Seen"] if m.seen else [], "date": m.date}
@@ -237,6 +239,8 @@ class Demo:
         from rolsync.mail.imap import test_connection
         from rolsync.mailbox_settings import settings_for
         from rolsync.models import Role
+
+        assert self.dovecot is not None, "started by _start_mailbox()"
 
         self._run_to_log("database", [sys.executable, "-m", "flask", "db", "upgrade"], env)
         app = create_app()
@@ -293,6 +297,7 @@ class Demo:
             raise DemoError(f"`{' '.join(argv[1:])}` failed (exit status {result.returncode}):\n{tail}")
 
     def _log_path(self, name: str) -> Path:
+        assert self.base_dir is not None, "made by run()"
         log_dir = self.base_dir / "logs"
         log_dir.mkdir(exist_ok=True)
         return log_dir / f"{name.replace(' ', '-')}.log"
@@ -324,13 +329,15 @@ class Demo:
         from rolsync.extensions import db
         from rolsync.rules.store import active_rules
 
+        assert self.account_id is not None, "set by _prepare_app()"
+        account_id = self.account_id
         started = time.monotonic()
         with app.app_context():
             first_run = active_rules(db.session).definition["first_run"]
             self.say(f"Importing the mailbox; a first run reads the newest {first_run['inbox']} messages of the "
                      f"Inbox and {first_run['sent']} of Sent (an Import rules setting)…")
             queue = resources.get().queue
-            job, _created = jobs.enqueue_import(queue, self.account_id)
+            job, _created = jobs.enqueue_import(queue, account_id)
             deadline = started + self.options.import_timeout
             shown = None
             while True:
@@ -342,7 +349,7 @@ class Demo:
                         break
                     # The run handed over to a new job (ROLSYNC_IMPORT_RUN_MESSAGES); wait for that one.
                     time.sleep(1)
-                    job = jobs.enqueue_import(queue, self.account_id)[0]
+                    job = jobs.enqueue_import(queue, account_id)[0]
                     continue
                 if status == JobStatus.FAILED:
                     latest = job.latest_result()
@@ -369,11 +376,12 @@ class Demo:
         admin = session.scalar(select(User).where(User.email == sample.ADMIN.email))
         notes = session.scalar(select(func.count(Note.id)))
         documents = session.scalar(select(func.count(Document.id)))
-        records = (session.scalar(select(func.count(func.distinct(Note.contact_id))))
-                   + session.scalar(select(func.count(func.distinct(Note.candidate_id)))))
+        records = ((session.scalar(select(func.count(func.distinct(Note.contact_id)))) or 0)
+                   + (session.scalar(select(func.count(func.distinct(Note.candidate_id)))) or 0))
         open_warnings = session.execute(
             select(ImportWarning.kind, func.count(ImportWarning.id))
             .where(ImportWarning.status == WarningStatus.OPEN.value).group_by(ImportWarning.kind)).all()
+        assert admin is not None, "created by _prepare_app()"
         decided = outcomes(session, admin)
         self.say(f"First import done in {seconds:.0f} s: {sum(c.count for c in decided)} messages decided")
         self.say(f"  notes: {notes} on {records} records; documents: {documents}")
