@@ -13,6 +13,8 @@ The worker itself also runs RQ's scheduler, which starts delayed retries.
 Jobs run in the worker's own process by default (`ROLSYNC_WORKER_CLASS=simple`,
 RQ's SimpleWorker): forking a work horse per job costs ~200 ms, four times an
 idle poll. `ROLSYNC_WORKER_CLASS=fork` isolates each job in a forked horse.
+Both raise `jobs.ImportTimedOut`, which no catch-all can swallow, when a job
+outlives its timeout (`ROLSYNC_IMPORT_JOB_TIMEOUT`).
 """
 from __future__ import annotations
 
@@ -23,7 +25,6 @@ import signal
 import subprocess
 import sys
 
-from rq import SimpleWorker, Worker
 from rq.cron import CronScheduler
 
 from rolsync import create_app, jobs, resources
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with app.app_context():
             svc = resources.get()
-            worker_class = SimpleWorker if app.config["WORKER_CLASS"] == "simple" else Worker
+            worker_class = jobs.ImportWorker if app.config["WORKER_CLASS"] == "simple" else jobs.ForkingImportWorker
             worker = worker_class([svc.queue], connection=svc.redis)
             worker.work(burst=args.burst, with_scheduler=True)
     finally:

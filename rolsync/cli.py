@@ -140,16 +140,18 @@ def import_mail(email: str) -> None:
     account = _account(email)
     svc = resources.get()
     config = svc.config
-    # Share the workers' per-mailbox lock when Redis is there; without Redis the
-    # import still runs (and stays idempotent).
-    lock = svc.redis.lock(jobs.lock_key(account.id), timeout=config["IMPORT_LOCK_SECONDS"] * 20,
-                          blocking_timeout=config["IMPORT_LOCK_SECONDS"] * 2)
+    # Share the workers' per-mailbox lock when Redis is there, kept alive as a
+    # job keeps it; without Redis the import still runs (and stays idempotent).
+    seconds = config["IMPORT_LOCK_SECONDS"]
+    lock = svc.redis.lock(jobs.lock_key(account.id), timeout=seconds, blocking_timeout=seconds * 2,
+                          thread_local=False)
     try:
         locked = lock.acquire()
     except RedisError:
         locked = None
     if locked is False:
         raise click.ClickException("another import of this mailbox is running; try again when it has finished")
+    keeper = jobs.LockKeeper(lock, seconds, svc.redis).start() if locked else None
     total = ImportResult()
     try:
         while True:
@@ -158,21 +160,22 @@ def import_mail(email: str) -> None:
                 max_messages=config["IMPORT_RUN_MESSAGES"], fetch_batch=config["IMPORT_FETCH_BATCH"],
                 timeout=config["IMAP_TIMEOUT"], uidvalidity_limit=config["UIDVALIDITY_CHANGES_BEFORE_PAUSE"],
                 auth_failure_limit=config["AUTH_FAILURES_BEFORE_PAUSE"],
+                max_message_bytes=config["LIMIT_MESSAGE_BYTES"],
+                progress=keeper.progress_check(account.id) if keeper else None,
             )
             total.add(result)
-            if locked:
-                lock.reacquire()
             if not result.more:
                 break
     except MailError as exc:
         raise click.ClickException(f"{exc.code}: {exc.message}") from exc
-    except UidValidityUnstable as exc:
+    except (UidValidityUnstable, jobs.ImportLockLost) as exc:
         raise click.ClickException(exc.message) from exc
     finally:
-        if locked:
+        if keeper is not None:
+            keeper.stop()
             try:
                 lock.release()
-            except RedisError:
+            except RedisError:  # LockError included: it expired, nothing of ours to release
                 pass
     click.echo(json.dumps(total.as_json(), ensure_ascii=False))
 

@@ -183,6 +183,8 @@ def load_config(instance_path: str) -> dict:
         "IMPORT_RETRY_DELAYS": _ints("ROLSYNC_IMPORT_RETRY_DELAYS", [30, 120, 600]),
         "AUTH_FAILURES_BEFORE_PAUSE": _int("ROLSYNC_AUTH_FAILURES_BEFORE_PAUSE", 3),
         "UIDVALIDITY_CHANGES_BEFORE_PAUSE": _int("ROLSYNC_UIDVALIDITY_CHANGES_BEFORE_PAUSE", 3),
+        # A message larger than this (its RFC822.SIZE) is not fetched: it becomes a warning.
+        "LIMIT_MESSAGE_BYTES": _int("ROLSYNC_LIMIT_MESSAGE_BYTES", 50 * 1024 * 1024),
         # Connect with Google / Microsoft: the endpoints of each, and the providers registered in the
         # environment (the others may be registered in the admin panel: rolsync.oauth_clients).
         "OAUTH_ENDPOINTS": endpoints,

@@ -13,6 +13,14 @@ the watermark at the batch's last UID. A crash loses the uncommitted batch and
 the next run reads it again, so nothing is lost and nothing duplicated. A
 message that cannot be saved rolls back alone (the batch is saved again one
 message at a time, each in a SAVEPOINT) and is recorded as failed, as before.
+
+No message can stop a mailbox: a batch the database refuses for a reason that
+is not transient is split in halves, each saved in a transaction of its own,
+until the message it refuses is alone; that one is saved as failed, with a
+warning saying why, and the rest import. Transient trouble (a dropped
+connection, a deadlock, a busy SQLite) stops the run instead, and the next run
+retries from the watermark. A message larger than `max_message_bytes` is not
+downloaded: it gets a ledger row and a warning, and the watermark moves past it.
 """
 from __future__ import annotations
 
@@ -26,7 +34,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from rolsync import notes
@@ -46,7 +54,7 @@ from rolsync.mail.parse import (
     snippet,
 )
 from rolsync.mailbox_settings import settings_for
-from rolsync.matching import find_records
+from rolsync.matching import chunked, find_records
 from rolsync.models import (
     Direction,
     FolderState,
@@ -69,6 +77,7 @@ log = logging.getLogger(__name__)
 
 FOLDER_ROLES = ("inbox", "sent")
 UIDVALIDITY_WINDOW = timedelta(hours=24)
+MAX_MESSAGE_BYTES = 50 * 1024 * 1024  # ROLSYNC_LIMIT_MESSAGE_BYTES's default
 
 
 class UidValidityUnstable(Exception):
@@ -86,6 +95,31 @@ class UidValidityUnstable(Exception):
 # Database trouble is not the message's fault: stop the run and let the next
 # one retry from the watermark rather than marking good mail as failed.
 FATAL_DB_ERRORS = (OperationalError, InterfaceError)
+# SQLSTATE classes of trouble that passes: connection (08), transaction rollback
+# (40: deadlock, serialization), resources (53), operator intervention (57), system (58).
+TRANSIENT_SQLSTATE_CLASSES = {"08", "40", "53", "57", "58"}
+TRANSIENT_SQLITE_ERRORS = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR", "SQLITE_FULL", "SQLITE_CANTOPEN")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether the database's trouble passes by itself (retry the batch later) rather than being the batch's.
+
+    psycopg's "more than 65,535 parameters" is an OperationalError too, with
+    no SQLSTATE and the connection intact: it is the batch's, not transient.
+    A lost connection is flagged by SQLAlchemy (`connection_invalidated`).
+    """
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if sqlstate:
+        return str(sqlstate)[:2] in TRANSIENT_SQLSTATE_CLASSES
+    name = getattr(orig, "sqlite_errorname", None)
+    if name:
+        return str(name).startswith(TRANSIENT_SQLITE_ERRORS)
+    return isinstance(exc, InterfaceError)
 
 
 @dataclass
@@ -167,11 +201,14 @@ class _Message:
     decision: Decision | None = None
     outcome: MessageOutcome | None = None  # None: this user's ledger has it already
     recorded: bool = False  # a failure the ledger has already: counted again, not written again
+    refused: bool = False  # the database refused to save it (found by splitting its batch)
 
     @classmethod
     def of(cls, fetched: FetchedMessage, result: ParsedMessage | Exception) -> "_Message":
         """A fetched message with what parsing it gave: the parsed message, unreadable, or a failure."""
         message = cls(fetched)
+        if fetched.too_large is not None:
+            return message  # not downloaded: nothing was parsed
         if isinstance(result, MessageUnreadable):
             message.unreadable = result
         elif isinstance(result, Exception):  # a message we cannot handle must not stop the mailbox
@@ -184,7 +221,13 @@ class _Message:
     @property
     def raw_key(self) -> str:
         """The ledger key of a message that could not be read or imported: its raw bytes identify it."""
-        return f"gm:{self.fetched.gm_msgid}" if self.fetched.gm_msgid else f"sha:{self.raw_sha256}"
+        if self.fetched.gm_msgid:
+            return f"gm:{self.fetched.gm_msgid}"
+        if self.fetched.too_large is not None:
+            # Not downloaded, so no bytes to hash: what the server says of it.
+            date = self.fetched.internaldate.isoformat() if self.fetched.internaldate else ""
+            return f"too-large:{self.fetched.uid}:{self.fetched.too_large}:{date}"
+        return f"sha:{self.raw_sha256}"
 
     @property
     def raw_sha256(self) -> str:
@@ -221,6 +264,7 @@ class AccountImporter:
         progress: Callable[[int, int], None] | None = None,
         deadline: float | None = None,
         uidvalidity_limit: int = 3,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
     ):
         self.session = session
         self.account = account
@@ -238,6 +282,7 @@ class AccountImporter:
         self.progress = progress or (lambda done, total: None)
         self.deadline = deadline  # time.monotonic() after which the run hands over
         self.uidvalidity_limit = uidvalidity_limit
+        self.max_message_bytes = max_message_bytes
         self.own = self.rules.own_domains(account.host, account.account_email)
         self.own_addresses = {a.lower() for a in (account.account_email, account.user.email) if "@" in a}
 
@@ -284,7 +329,8 @@ class AccountImporter:
                 self.progress(done, total)
                 direction = Direction.RECEIVED if role == "inbox" else Direction.SENT
                 finished = len(take) == len(uids)
-                batches = self._parsed(mailbox.fetch_batches(take, batch_size=self.fetch_batch),
+                batches = self._parsed(mailbox.fetch_batches(take, batch_size=self.fetch_batch,
+                                                              max_message_bytes=self.max_message_bytes),
                                        use_pool=len(take) >= POOL_MIN_MESSAGES)
                 for batch, messages in batches:
                     self._refresh_rules()
@@ -447,6 +493,35 @@ class AccountImporter:
 
     def _save_batch(self, fetched: list[_Message], last_uid: int, state: FolderState, direction: Direction,
                     counts: FolderCounts) -> None:
+        """Save messages, and the watermark at `last_uid`, in one transaction; split them if the database refuses.
+
+        A refusal that is not transient (see `is_transient`) halves the
+        messages, each half in its own transaction with the watermark at its
+        last UID, until the refused message is alone: it is saved as failed.
+        """
+        try:
+            messages = self._save_together(fetched, last_uid, state, direction)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            if len(fetched) > 1:
+                log.warning("the database refused a batch of %d messages of %s (%s); splitting it",
+                            len(fetched), state.name, exc.__class__.__name__)
+                middle = len(fetched) // 2
+                self._save_batch(fetched[:middle], fetched[middle - 1].fetched.uid, state, direction, counts)
+                self._save_batch(fetched[middle:], last_uid, state, direction, counts)
+                return
+            [message] = fetched
+            log.error("the database refused UID %s of %s", message.fetched.uid, state.name, exc_info=exc)
+            message.failure = exc
+            message.refused = True
+            messages = self._save_together(fetched, last_uid, state, direction)
+        for message in messages:
+            counts.count(message.outcome)
+
+    def _save_together(self, fetched: list[_Message], last_uid: int, state: FolderState, direction: Direction
+                       ) -> list[_Message]:
+        """One transaction: decide and write the messages, move the watermark; rolled back if anything fails."""
         for attempt in (1, 2):
             try:
                 messages = self._within_floor(fetched, state)
@@ -458,18 +533,17 @@ class AccountImporter:
                 self._decide(messages, direction)
                 self._save(messages, state)
                 self.session.commit()
-                break
-            except FATAL_DB_ERRORS:
-                self.session.rollback()
-                raise
+                return messages
             except IntegrityError:
                 # Another consultant's import saved a note of the same message
                 # a moment ago: decide the batch once more, now that it is visible.
                 self.session.rollback()
                 if attempt == 2:
                     raise
-        for message in messages:
-            counts.count(message.outcome)
+            except Exception:
+                self.session.rollback()
+                raise
+        raise AssertionError("unreachable")
 
     def _within_floor(self, messages: list[_Message], state: FolderState) -> list[_Message]:
         """The messages not older than the first run's cap (older ones reappear after a UIDVALIDITY change)."""
@@ -498,7 +572,8 @@ class AccountImporter:
                 else message.raw_key
         seen = self._in_ledger({message.key for message in messages})
         lookups = find_records(self.session, {
-            address for message in messages if message.key not in seen and message.parsed is not None
+            address for message in messages
+            if message.key not in seen and message.parsed is not None and message.failure is None
             for address in addresses_to_match(message.parsed, direction, self.own_addresses)})
         for message in messages:
             if message.failure is not None:
@@ -509,6 +584,9 @@ class AccountImporter:
             if message.key in seen:
                 continue  # outcome None: already imported
             seen.add(message.key)
+            if message.fetched.too_large is not None:
+                message.outcome = MessageOutcome(Outcome.WARNED, "too_large", None, warnings=1)
+                continue
             if message.unreadable is not None:
                 message.outcome = MessageOutcome(Outcome.WARNED, "unreadable", None, warnings=1)
                 continue
@@ -535,11 +613,9 @@ class AccountImporter:
 
     def _in_ledger(self, keys: set[str]) -> set[str]:
         """Which of these dedupe keys this user's ledger has."""
-        if not keys:
-            return set()
-        return set(self.session.scalars(
+        return {key for part in chunked(sorted(keys)) for key in self.session.scalars(
             select(ImportedMessage.dedupe_key).where(
-                ImportedMessage.user_id == self.user_id, ImportedMessage.dedupe_key.in_(sorted(keys)))))
+                ImportedMessage.user_id == self.user_id, ImportedMessage.dedupe_key.in_(part)))}
 
     def _save(self, messages: list[_Message], state: FolderState) -> None:
         """Write the batch; if that fails, write it message by message so only the bad one fails."""
@@ -578,7 +654,7 @@ class AccountImporter:
                 message.outcome.notes_created = writer.add(
                     message.parsed, user_id=self.user_id, folder=state.name, direction=decision.direction,
                     records=decision.records, kept=decision.kept)
-            if decision is None or decision.warnings or decision.pending:
+            if message.fetched.too_large is None and (decision is None or decision.warnings or decision.pending):
                 # The raw message, so resolving the warning needs no IMAP.
                 raw_sha256[id(message)] = writer.store_bytes(message.fetched.raw, message.raw_sha256)
         writer.flush()
@@ -603,10 +679,17 @@ class AccountImporter:
         fetched, parsed = message.fetched, message.parsed
         base = {"user_id": self.user_id, "status": WarningStatus.OPEN.value, "folder": state.name,
                 "raw_sha256": raw_sha, "created_at": utcnow()}
+        if fetched.too_large is not None:
+            return [{**base, "kind": WarningKind.MESSAGE_TOO_LARGE.value, "message_key": message.key,
+                     "detail": f"The message with UID {fetched.uid} in {state.name} was not imported: at "
+                               f"{_megabytes(fetched.too_large)} it is larger than the "
+                               f"{_megabytes(self.max_message_bytes)} limit. It is still in the mailbox."}]
         if message.failure is not None:
+            # The error's own text may quote the message or a secret: the log has it, the person a sentence.
+            why = "the database refused to save it" if message.refused else "an internal error (see the server log)"
             return [{**base, "kind": WarningKind.IMPORT_FAILED.value, "message_key": f"sha:{message.raw_sha256}",
-                     "detail": f"Importing the message with UID {fetched.uid} in {state.name} failed "
-                               f"({type(message.failure).__name__}); it is kept here so it can be retried."}]
+                     "detail": f"Importing the message with UID {fetched.uid} in {state.name} failed: {why}; "
+                               "it is kept here so it can be retried."}]
         if message.unreadable is not None:
             return [{**base, "kind": WarningKind.UNREADABLE_MESSAGE.value,
                      "message_key": f"sha:{message.raw_sha256}",
@@ -628,7 +711,8 @@ class AccountImporter:
         return {
             "user_id": self.user_id,
             "dedupe_key": message.key,
-            "message_key": message_key(parsed, message.raw_sha256),
+            "message_key": message.key if message.fetched.too_large is not None
+            else message_key(parsed, message.raw_sha256),
             "message_id": parsed.message_id if parsed else None,
             "folder": state.name,
             "uidvalidity": state.uidvalidity,
@@ -651,6 +735,10 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.0f} MB" if size >= 1024 * 1024 else f"{size / 1024:.0f} KB"
+
+
 def import_account(
     session: Session,
     account: MailAccount,
@@ -666,6 +754,7 @@ def import_account(
     deadline: float | None = None,
     uidvalidity_limit: int = 3,
     auth_failure_limit: int = 3,
+    max_message_bytes: int = MAX_MESSAGE_BYTES,
 ) -> ImportResult:
     """One bounded import run of an account, recorded as an ImportRun.
 
@@ -680,9 +769,9 @@ def import_account(
         result = AccountImporter(
             session, account, secrets=secrets, store=store, providers=providers, max_messages=max_messages,
             fetch_batch=fetch_batch, timeout=timeout, progress=progress, deadline=deadline,
-            uidvalidity_limit=uidvalidity_limit,
+            uidvalidity_limit=uidvalidity_limit, max_message_bytes=max_message_bytes,
         ).run()
-    except Exception as exc:
+    except BaseException as exc:  # also RQ's job timeout (jobs.ImportTimedOut): the run ends, and says why
         session.rollback()
         run = session.get(ImportRun, run_id)
         run.finished_at = utcnow()
@@ -705,10 +794,12 @@ def import_account(
     return result
 
 
-def _describe(exc: Exception) -> str:
+def _describe(exc: BaseException) -> str:
     """A user-facing line for an error; never the raw text that might hold a secret."""
     message = getattr(exc, "message", None)
     if isinstance(message, str) and message:
         hint = getattr(exc, "hint", None)
         return f"{message} {hint}" if hint else message
+    if not isinstance(exc, Exception):
+        return "The import was stopped before it finished; what it had saved is kept and the next run goes on."
     return f"The import stopped with an internal error ({type(exc).__name__})."

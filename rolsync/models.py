@@ -69,6 +69,7 @@ class WarningKind(str, enum.Enum):
     AUTH_FAILED = "auth_failed"
     UIDVALIDITY_UNSTABLE = "uidvalidity_unstable"
     CUSTOM_RULE = "custom_rule"
+    MESSAGE_TOO_LARGE = "message_too_large"
 
 
 class WarningStatus(str, enum.Enum):

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from rolsync.documents import DocumentStore
 from rolsync.mail.parse import Attachment, ParsedMessage
-from rolsync.matching import RecordRef
+from rolsync.matching import RecordRef, chunked
 from rolsync.models import Direction, Document, Note, PendingMessage, RecordKind, StoredFile, utcnow
 from rolsync.rules import CompiledRules, sort_attachments
 
@@ -63,9 +63,12 @@ def existing_notes(session: Session, pairs: Iterable[tuple[str, RecordRef]]) -> 
     for kind, (ids, keys) in wanted.items():
         # (record, message_key) is unique and indexed for both kinds of record.
         column = Note.contact_id if kind is RecordKind.CONTACT else Note.candidate_id
-        rows = session.execute(select(Note.message_key, column).where(column.in_(sorted(ids)),
-                                                                      Note.message_key.in_(sorted(keys))))
-        found.update((key, kind, id_) for key, id_ in rows)
+        # Chunked both ways: a batch may bring more records or keys than one statement takes.
+        for id_part in chunked(sorted(ids)):
+            for key_part in chunked(sorted(keys)):
+                rows = session.execute(select(Note.message_key, column).where(column.in_(id_part),
+                                                                              Note.message_key.in_(key_part)))
+                found.update((key, kind, id_) for key, id_ in rows)
     return found
 
 
@@ -194,8 +197,8 @@ def link_pending(session: Session, store: DocumentStore, rules: CompiledRules, a
     wanted = sorted(set(addresses))
     if not wanted:
         return 0
-    held = list(session.scalars(select(PendingMessage).where(
-        PendingMessage.address.in_(wanted), PendingMessage.linked_at.is_(None))))
+    held = [pending for part in chunked(wanted) for pending in session.scalars(select(PendingMessage).where(
+        PendingMessage.address.in_(part), PendingMessage.linked_at.is_(None)))]
     if not held:
         return 0
     lookups = find_records(session, [p.address for p in held])

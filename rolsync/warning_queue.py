@@ -47,6 +47,7 @@ KIND_LABELS = {
     WarningKind.AUTH_FAILED.value: "Mailbox sign-in failed",
     WarningKind.UIDVALIDITY_UNSTABLE.value: "Mailbox folders keep changing",
     WarningKind.CUSTOM_RULE.value: "Held by an import rule",
+    WarningKind.MESSAGE_TOO_LARGE.value: "Message too large",
 }
 """What each kind is called in the panel; kinds added later fall back to their code."""
 

@@ -46,7 +46,8 @@ def test_a_crash_mid_batch_keeps_nothing_of_it_and_the_next_run_imports_it_once(
 
     def crash_on_the_fourth(self, message, state):
         if message.parsed.subject == "Message 3":
-            raise OperationalError("INSERT", {}, Exception("the database went away"))
+            # As SQLAlchemy reports a lost connection: transient, so the run stops rather than splitting.
+            raise OperationalError("INSERT", {}, Exception("the database went away"), connection_invalidated=True)
         return ledger_row(self, message, state)
 
     monkeypatch.setattr(importer.AccountImporter, "_ledger_row", crash_on_the_fourth)

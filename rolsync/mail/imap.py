@@ -171,6 +171,8 @@ class FetchedMessage:
     raw: bytes = field(repr=False)
     gm_msgid: int | None
     internaldate: datetime | None
+    # Larger than the caller's limit (RFC822.SIZE, in bytes): not downloaded, `raw` is empty.
+    too_large: int | None = None
 
 
 @dataclass(frozen=True)
@@ -535,8 +537,8 @@ class MailboxSession:
         for batch in self.fetch_batches(uids, batch_size=batch_size):
             yield from batch
 
-    def fetch_batches(self, uids: list[int], batch_size: int = 50,
-                      max_bytes: int = FETCH_BATCH_BYTES) -> Iterator[list[FetchedMessage]]:
+    def fetch_batches(self, uids: list[int], batch_size: int = 50, max_bytes: int = FETCH_BATCH_BYTES,
+                      max_message_bytes: int | None = None) -> Iterator[list[FetchedMessage]]:
         """The messages with these UIDs, ascending, one FETCH (one list) at a time.
 
         A batch holds at most `batch_size` messages and, unless a single
@@ -546,7 +548,9 @@ class MailboxSession:
         decryption release the GIL), unless it is a single message larger
         than `max_bytes`: then it is fetched only when asked for, so no more
         than one big message and one batch are ever held here. UIDs gone from the server are skipped; a batch whose
-        messages are all gone is not yielded.
+        messages are all gone is not yielded. A message larger than
+        `max_message_bytes` is not downloaded: it comes with an empty `raw`
+        and its size in `too_large`, in its place among the others.
         """
         self._require_folder()
         if batch_size < 1:
@@ -554,46 +558,59 @@ class MailboxSession:
         wanted = sorted({int(uid) for uid in uids})
         if not wanted:
             return
-        plan = self._plan_batches(wanted, batch_size, max_bytes)
+        plan, too_large = self._plan_batches(wanted, batch_size, max_bytes, max_message_bytes)
         # Leaving the with block (also when the caller stops early) waits for
         # a fetch still running, so the connection is never left mid-response.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="imap-prefetch") as prefetch:
             pending = None
             for number, (batch, _size) in enumerate(plan):
-                fetched = pending.result() if pending is not None else self._fetch_batch(batch)
+                fetched = pending.result() if pending is not None else self._fetch_batch(batch, too_large)
                 pending = None
                 if number + 1 < len(plan) and plan[number + 1][1] <= max_bytes:
-                    pending = prefetch.submit(self._fetch_batch, plan[number + 1][0])
+                    pending = prefetch.submit(self._fetch_batch, plan[number + 1][0], too_large)
                 if fetched:
                     yield fetched
                 del fetched  # not held while the next batch arrives
 
-    def _fetch_batch(self, batch: list[int]) -> list[FetchedMessage]:
-        items = ["BODY.PEEK[]", "INTERNALDATE"]
+    def _fetch_batch(self, batch: list[int], too_large: dict[int, int] | None = None) -> list[FetchedMessage]:
+        """The batch's messages; those in `too_large` without their bodies (their dates and ids only)."""
+        too_large = too_large or {}
+        items = ["INTERNALDATE"]
         if self.is_gmail:
             items.append("X-GM-MSGID")
+        wanted = [uid for uid in batch if uid not in too_large]
+        skipped = [uid for uid in batch if uid in too_large]
         with self._translating() as client:
-            response = client.fetch(batch, items)
+            response = client.fetch(wanted, ["BODY.PEEK[]", *items]) if wanted else {}
+            if skipped:
+                response.update(client.fetch(skipped, items))
         fetched = []
         for uid in batch:
             data = response.pop(uid, None)
             raw = data.get(b"BODY[]") if data else None
-            if raw is None:
+            if data is None or (raw is None and uid not in too_large):
                 continue
             fetched.append(FetchedMessage(
                 uid=uid,
-                raw=bytes(raw),
+                raw=bytes(raw) if raw is not None else b"",
                 gm_msgid=data.get(b"X-GM-MSGID"),
                 internaldate=data.get(b"INTERNALDATE"),
+                too_large=too_large.get(uid),
             ))
         return fetched
 
-    def _plan_batches(self, uids: list[int], batch_size: int, max_bytes: int) -> list[tuple[list[int], int]]:
-        """(UIDs, bytes) of consecutive runs of `uids` within the limits of a batch (one RFC822.SIZE FETCH for all)."""
-        if len(uids) == 1:
-            return [(uids, 0)]
+    def _plan_batches(self, uids: list[int], batch_size: int, max_bytes: int, max_message_bytes: int | None = None
+                      ) -> tuple[list[tuple[list[int], int]], dict[int, int]]:
+        """(UIDs, bytes) of consecutive runs of `uids` within the limits of a batch (one RFC822.SIZE FETCH for all),
+        and the size of each message over `max_message_bytes` (counted as 0 bytes: it is not downloaded)."""
+        if len(uids) == 1 and max_message_bytes is None:
+            return [(uids, 0)], {}
         with self._translating() as client:
             sizes = {uid: data.get(b"RFC822.SIZE", 0) for uid, data in client.fetch(uids, ["RFC822.SIZE"]).items()}
+        too_large = {uid: size for uid, size in sizes.items()
+                     if max_message_bytes is not None and size > max_message_bytes}
+        for uid in too_large:
+            sizes[uid] = 0
         batches: list[tuple[list[int], int]] = []
         batch: list[int] = []
         size = 0
@@ -607,7 +624,7 @@ class MailboxSession:
             size += sizes[uid]
         if batch:
             batches.append((batch, size))
-        return batches
+        return batches, too_large
 
     def _require_folder(self) -> FolderStatus:
         if self._folder is None:
