@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import sys
 
@@ -12,7 +13,6 @@ from sqlalchemy import select
 
 from rolsync import accounts, crm, jobs, resources, schedule
 from rolsync.extensions import db
-from rolsync.importer import import_account
 from rolsync.mail.errors import MailError
 from rolsync.mail.imap import test_connection
 from rolsync.mailbox_settings import settings_for
@@ -135,7 +135,7 @@ def import_mail(email: str) -> None:
     """Import everything new for the user now, in this process."""
     from redis.exceptions import RedisError
 
-    from rolsync.importer import ImportResult, UidValidityUnstable
+    from rolsync.importer import ImportLimits, UidValidityUnstable, import_until_caught_up
 
     account = _account(email)
     svc = resources.get()
@@ -152,20 +152,12 @@ def import_mail(email: str) -> None:
     if locked is False:
         raise click.ClickException("another import of this mailbox is running; try again when it has finished")
     keeper = jobs.LockKeeper(lock, seconds, svc.redis).start() if locked else None
-    total = ImportResult()
+    # "Everything new now": no time limit, unlike a job's run.
+    limits = dataclasses.replace(ImportLimits.from_config(config), run_seconds=None)
     try:
-        while True:
-            result = import_account(
-                db.session, account, secrets=svc.secrets, store=svc.documents, providers=svc.oauth_providers,
-                max_messages=config["IMPORT_RUN_MESSAGES"], fetch_batch=config["IMPORT_FETCH_BATCH"],
-                timeout=config["IMAP_TIMEOUT"], uidvalidity_limit=config["UIDVALIDITY_CHANGES_BEFORE_PAUSE"],
-                auth_failure_limit=config["AUTH_FAILURES_BEFORE_PAUSE"],
-                max_message_bytes=config["LIMIT_MESSAGE_BYTES"],
-                progress=keeper.progress_check(account.id) if keeper else None,
-            )
-            total.add(result)
-            if not result.more:
-                break
+        total = import_until_caught_up(
+            db.session, account, secrets=svc.secrets, store=svc.documents, providers=svc.oauth_providers,
+            limits=limits, progress=keeper.progress_check(account.id) if keeper else None)
     except MailError as exc:
         raise click.ClickException(f"{exc.code}: {exc.message}") from exc
     except (UidValidityUnstable, jobs.ImportLockLost) as exc:

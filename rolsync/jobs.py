@@ -38,7 +38,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -308,7 +307,7 @@ def import_account_job(account_id: int) -> dict | Retry:
 
 
 def _import_with_lock(app, session, svc, job, account_id: int, keeper: LockKeeper) -> dict | Retry:
-    from rolsync.importer import ImportResult, UidValidityUnstable, import_account
+    from rolsync.importer import ImportLimits, UidValidityUnstable, import_until_caught_up
     from rolsync.mail.errors import AuthFailed, MailError
 
     account = session.get(MailAccount, account_id)
@@ -324,22 +323,10 @@ def _import_with_lock(app, session, svc, job, account_id: int, keeper: LockKeepe
             job.meta["progress"] = {"done": done, "total": total}
             job.save_meta()
 
-    deadline = time.monotonic() + config["IMPORT_RUN_SECONDS"]
-    total = ImportResult()
     try:
-        while True:
-            result = import_account(
-                session, account, secrets=svc.secrets, store=svc.documents, providers=svc.oauth_providers,
-                max_messages=config["IMPORT_RUN_MESSAGES"], fetch_batch=config["IMPORT_FETCH_BATCH"],
-                timeout=config["IMAP_TIMEOUT"], job_id=job.id if job else None, progress=progress,
-                deadline=deadline, uidvalidity_limit=config["UIDVALIDITY_CHANGES_BEFORE_PAUSE"],
-                auth_failure_limit=config["AUTH_FAILURES_BEFORE_PAUSE"],
-                max_message_bytes=config["LIMIT_MESSAGE_BYTES"],
-            )
-            total.add(result)
-            progress(0, 0)
-            if not result.more or time.monotonic() > deadline:
-                break
+        total = import_until_caught_up(
+            session, account, secrets=svc.secrets, store=svc.documents, providers=svc.oauth_providers,
+            limits=ImportLimits.from_config(config), job_id=job.id if job else None, progress=progress)
     except (AuthFailed, UidValidityUnstable, ImportLockLost):
         # Counted (and the account paused) by the importer; retrying would only repeat it.
         _no_rq_retry(job)

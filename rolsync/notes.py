@@ -17,21 +17,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from rolsync.documents import DocumentStore
+from rolsync.importer.ledger import message_key
 from rolsync.mail.parse import Attachment, ParsedMessage
 from rolsync.matching import RecordRef, chunked
 from rolsync.models import Direction, Document, Note, PendingMessage, RecordKind, StoredFile, utcnow
 from rolsync.rules import CompiledRules, sort_attachments
-
-
-def message_key(parsed: ParsedMessage) -> str:
-    """The identity of a message across mailboxes: Message-ID, else a content hash.
-
-    The same key as ``rolsync.importer.message_key``, so a record never holds
-    two notes of one message whichever path saved them.
-    """
-    if parsed.message_id:
-        return f"mid:{parsed.message_id[:480]}"
-    return f"sha:{parsed.content_hash}"
 
 
 def save_message_as_notes(session: Session, store: DocumentStore, rules: CompiledRules, parsed: ParsedMessage, *,

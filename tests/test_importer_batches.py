@@ -64,7 +64,7 @@ def test_a_crash_mid_batch_keeps_nothing_of_it_and_the_next_run_imports_it_once(
 
 
 def test_a_big_folder_is_parsed_by_worker_processes_with_the_same_result(consultant, crm, monkeypatch, tmp_path):
-    monkeypatch.setattr(importer, "POOL_MIN_MESSAGES", 2)
+    monkeypatch.setattr(importer.account, "POOL_MIN_MESSAGES", 2)
     monkeypatch.setattr(parse, "SPOOL_MIN_BYTES", 1000)  # every CV goes through a spool file too
     rules = json.loads(consultant.cli("rules", "export").output)
     rules["first_run"] = {"inbox": 1000, "sent": 1000}
