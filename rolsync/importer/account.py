@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from rolsync.accounts import pause_account, record_auth_failure
 from rolsync.crypto import SecretBox
 from rolsync.documents import DocumentStore
-from rolsync.importer.batch import BatchImporter, FolderCounts
+from rolsync.importer.batch import BatchImporter, FolderCounts, ImportResult
 from rolsync.importer.folders import (
     FOLDER_ROLES,
     UidValidityUnstable,
@@ -63,32 +63,6 @@ class ImportLimits:
             auth_failure_limit=config["AUTH_FAILURES_BEFORE_PAUSE"],
             max_message_bytes=config["LIMIT_MESSAGE_BYTES"],
         )
-
-
-@dataclass
-class ImportResult:
-    folders: dict[str, FolderCounts] = field(default_factory=dict)
-    more: bool = False  # the run stopped at its budget; the next run continues
-
-    def total(self, attr: str) -> int:
-        return sum(getattr(c, attr) for c in self.folders.values())
-
-    def add(self, other: "ImportResult") -> None:
-        for role, counts in other.folders.items():
-            mine = self.folders.setdefault(role, FolderCounts(counts.name))
-            mine.name = counts.name
-            for attr in ("imported", "skipped", "warnings", "failed", "already"):
-                setattr(mine, attr, getattr(mine, attr) + getattr(counts, attr))
-        self.more = other.more
-
-    def as_json(self) -> dict:
-        return {
-            "folders": {role: counts.as_json() for role, counts in self.folders.items()},
-            "imported": self.total("imported"),
-            "skipped": self.total("skipped"),
-            "warnings": self.total("warnings"),
-            "failed": self.total("failed"),
-        }
 
 
 class AccountImporter(BatchImporter):

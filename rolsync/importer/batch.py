@@ -1,5 +1,7 @@
 """One fetch batch of a folder, saved in one transaction: parsed, decided, written, the watermark last.
 
+Also the counts a run reports (`FolderCounts`, `ImportResult`).
+
 Safety rests on two rules. Each message is saved in one database transaction
 together with its ledger row and the folder's watermark, so a crash at any
 point leaves either all of a message or none of it. And the watermark
@@ -27,7 +29,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
@@ -134,6 +136,32 @@ class FolderCounts:
             "warnings": self.warnings,
             "failed": self.failed,
             "already_imported": self.already,
+        }
+
+
+@dataclass
+class ImportResult:
+    folders: dict[str, FolderCounts] = field(default_factory=dict)
+    more: bool = False  # the run stopped at its budget; the next run continues
+
+    def total(self, attr: str) -> int:
+        return sum(getattr(c, attr) for c in self.folders.values())
+
+    def add(self, other: ImportResult) -> None:
+        for role, counts in other.folders.items():
+            mine = self.folders.setdefault(role, FolderCounts(counts.name))
+            mine.name = counts.name
+            for attr in ("imported", "skipped", "warnings", "failed", "already"):
+                setattr(mine, attr, getattr(mine, attr) + getattr(counts, attr))
+        self.more = other.more
+
+    def as_json(self) -> dict:
+        return {
+            "folders": {role: counts.as_json() for role, counts in self.folders.items()},
+            "imported": self.total("imported"),
+            "skipped": self.total("skipped"),
+            "warnings": self.total("warnings"),
+            "failed": self.total("failed"),
         }
 
 
