@@ -1,4 +1,5 @@
-# The quick-start commands: `make run`, `make test` and `make demo`; `make bench` measures the import.
+# The quick-start commands: `make run`, `make test` and `make demo`; `make bench` measures the import;
+# `make lint` and `make test-fast` are the checks to run while working.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -6,14 +7,15 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export FLASK_APP := wsgi
 
-.PHONY: run test demo bench venv migrate web worker clean
+.PHONY: run test test-fast lint lock demo bench venv migrate web worker clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
-	$(BIN)/pip install -q -r requirements-dev.txt
+# Every transitive dependency at the version in requirements.lock.
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements.lock | $(BIN)/python
+	$(BIN)/pip install -q -r requirements-dev.txt -c requirements.lock
 	touch $@
 
 venv: $(VENV)/.installed
@@ -40,6 +42,19 @@ worker: migrate
 test: venv
 	./scripts/system-deps.sh
 	$(BIN)/python -m pytest
+
+## test-fast: the tests that need no Dovecot, browser, database or worker process (seconds)
+test-fast: venv
+	$(BIN)/python -m pytest -q -m "not (imap or browser or db or slow)"
+
+## lint: ruff (pyflakes, import order, bugbear) on everything, mypy on rolsync/
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+## lock: pin in requirements.lock what requirements*.txt pull in, at this venv's versions
+lock: venv
+	$(BIN)/python scripts/lock.py
 
 ## demo: a sample mailbox on a local Dovecot, a sample CRM and two users, the panel and a worker,
 ## the first import done; prints the URL and the passwords; Ctrl-C stops it all and removes its files

@@ -33,7 +33,7 @@ import sys
 
 from rq.cron import CronScheduler
 
-from rolsync import create_app, jobs, logs, services
+from rolsync import create_app, jobs, logs, resources
 from rolsync.mail.imap import build_ssl_context
 
 
@@ -41,7 +41,7 @@ def run_schedule() -> int:
     """The CronScheduler loop (the child process)."""
     app = create_app()
     with app.app_context():
-        svc = services.get()
+        svc = resources.get()
         scheduler = CronScheduler(connection=svc.redis, logging_level="INFO")
         scheduler.register(jobs.dispatch_due_imports, queue_name=svc.queue.name,
                            interval=app.config["SCHEDULE_TICK_SECONDS"], result_ttl=600,
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     schedule = None if args.burst or args.no_scheduler else start_schedule_process()
     try:
         with app.app_context():
-            svc = services.get()
+            svc = resources.get()
             worker_class = jobs.ImportWorker if app.config["WORKER_CLASS"] == "simple" else jobs.ForkingImportWorker
             worker = worker_class([svc.queue], connection=svc.redis)
             worker.work(burst=args.burst, with_scheduler=True)

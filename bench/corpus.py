@@ -11,15 +11,15 @@ import os
 import random
 import sys
 from dataclasses import dataclass, field
-from email.utils import format_datetime, make_msgid
 from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.mail.builders import build_message, minimal_docx, minimal_pdf, tiny_png  # noqa: E402
+from devkit.builders import build_message, minimal_docx, minimal_pdf, tiny_png  # noqa: E402
 
 CONSULTANT_DOMAIN = "agency.example"
 FIRST_NAMES = ("Anna", "Ben", "Carla", "David", "Elif", "Femi", "Greta", "Hugo", "Ines", "Jonas", "Kaja", "Luca",

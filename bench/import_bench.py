@@ -19,8 +19,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import corpus as corpus_module  # noqa: E402
-from support import ROOT, Mailbox, add_account, create_database, drop_database, load_people, make_app, \
-    run_import_job  # noqa: E402
+from support import (
+    ROOT,
+    Mailbox,
+    add_account,
+    create_database,
+    drop_database,
+    load_people,
+    make_app,
+    run_import_job,  # noqa: E402
+)
 
 FETCH_BATCH = 200
 FETCH_REPEATS = 3
@@ -121,7 +129,7 @@ def measure_memory(setup: dict, database: str, work: Path) -> dict:
     """
     from sqlalchemy import func, select
 
-    from rolsync import jobs, services
+    from rolsync import jobs, resources
     from rolsync.extensions import db
     from rolsync.models import Document, Note
 
@@ -133,7 +141,7 @@ def measure_memory(setup: dict, database: str, work: Path) -> dict:
         account_id = add_account(app, setup["big_mailbox"], EVERYTHING)
         baseline, _ = _burst_worker()
         with app.app_context():
-            jobs.enqueue_import(services.get().queue, account_id)
+            jobs.enqueue_import(resources.get().queue, account_id)
         peak, import_s = _burst_worker()
         with app.app_context():
             notes = db.session.scalar(select(func.count()).select_from(Note))

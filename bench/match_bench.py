@@ -39,6 +39,7 @@ def _time_lookups(app, addresses: list[str]) -> float:
 
 def measure_matching(setup: dict, database: str, work: Path) -> dict:
     from corpus import crm_people
+
     from rolsync.extensions import db
 
     small, large = setup["match_small"], setup["match_large"]

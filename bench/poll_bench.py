@@ -27,6 +27,7 @@ NEW_MAIL_POLLS = 7
 
 def measure_polls(setup: dict, database: str, work: Path) -> dict:
     from corpus import Person
+
     from rolsync.extensions import db
 
     url = create_database(database, work)

@@ -67,10 +67,10 @@ def _stop(processes: list[subprocess.Popen]) -> None:
 
 
 def _live_count(app, ids: list[int]) -> int:
-    from rolsync import push, services
+    from rolsync import push, resources
 
     with app.app_context():
-        svc = services.get()
+        svc = resources.get()
         return len(push.live_states(svc.redis, svc.queue.name, ids))
 
 
@@ -86,11 +86,11 @@ def _wait_live(app, ids: list[int], timeout: float) -> float:
 def measure_latency(work: Path, database: str, mailboxes: int, deliveries: int) -> None:
     from corpus import Person
 
+    from devkit.builders import build_message
+    from devkit.dovecot import DovecotServer
     from rolsync import jobs
     from rolsync.extensions import db
     from rolsync.models import Note
-    from tests.mail.builders import build_message
-    from tests.support.dovecot import DovecotServer
 
     server = DovecotServer(work / "dovecot")
     server.start()
@@ -144,7 +144,7 @@ def measure_latency(work: Path, database: str, mailboxes: int, deliveries: int) 
 def measure_idle(work: Path, database: str, count: int) -> None:
     from idle_imap import IdleServer
 
-    from rolsync import jobs, services
+    from rolsync import jobs, resources
     from rolsync.accounts import MailboxForm, configure_mailbox, create_user
     from rolsync.extensions import db
     from rolsync.models import FolderState, User
@@ -157,7 +157,7 @@ def measure_idle(work: Path, database: str, count: int) -> None:
         app = make_app(url, work, ROLSYNC_PUSH_MAX_MAILBOXES=str(count), ROLSYNC_PUSH_REFRESH_SECONDS="5")
         ids = []
         with app.app_context():
-            secrets = services.get().secrets
+            secrets = resources.get().secrets
             template = create_user(db.session, "idle-template@agency.example", "bench-password-1")
             for i in range(count):
                 # The sign-in password's hash is copied: hashing it 1,000 times takes minutes.
@@ -172,7 +172,7 @@ def measure_idle(work: Path, database: str, count: int) -> None:
                                            uidnext=1, caught_up_uidnext=1))
                 ids.append(account.id)
             db.session.commit()
-            queue = services.get().queue
+            queue = resources.get().queue
         watcher = _start("--watch", log=work / "idle-watcher.log")
         processes = [watcher]
         took = _wait_live(app, ids, 600)

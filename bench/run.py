@@ -12,7 +12,7 @@
    messages that take the careful path, on the bench's, the demo's and the
    odd real-world corpus.
 
-It starts its own Dovecot (tests/support/dovecot.py) and creates its own
+It starts its own Dovecot (devkit/dovecot.py) and creates its own
 databases (SQLite files, PostgreSQL databases at ROLSYNC_BENCH_POSTGRES, by
 default postgresql://postgres@127.0.0.1:5432/test) and uses Redis database
 12 (ROLSYNC_BENCH_REDIS) for the import lock. Each measurement runs in a
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown: {', '.join(sorted(unknown))}")
 
-    from tests.support.dovecot import DovecotServer
+    from devkit.dovecot import DovecotServer
 
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="rolsync-bench-"))

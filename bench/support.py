@@ -178,7 +178,7 @@ def load_people(session, people, start: int = 0) -> None:
 
 def add_account(app, mailbox: Mailbox, rules: dict | None = None) -> int:
     """A user with this mailbox configured; `rules` (changes to the default rule set) become the active version."""
-    from rolsync import services
+    from rolsync import resources
     from rolsync.accounts import MailboxForm, configure_mailbox, create_user
     from rolsync.extensions import db
     from rolsync.rules import default_rules
@@ -192,7 +192,7 @@ def add_account(app, mailbox: Mailbox, rules: dict | None = None) -> int:
                 definition = {**definition, section: {**definition[section], **values}}
             save_version(db.session, definition, author="bench")
         user = create_user(db.session, mailbox.username, "bench-password-1")
-        account = configure_mailbox(db.session, services.get().secrets, user, MailboxForm(
+        account = configure_mailbox(db.session, resources.get().secrets, user, MailboxForm(
             host=mailbox.host, port=mailbox.port, security="ssl", username=mailbox.username,
             password=mailbox.password, ca_pem=mailbox.ca_pem))
         db.session.commit()

@@ -57,7 +57,7 @@ def _finished_runs(session) -> int:
 def _start_workers(app, count: int, work: Path) -> list[subprocess.Popen]:
     from rq import Worker
 
-    from rolsync import services
+    from rolsync import resources
 
     env = {**os.environ, "ROLSYNC_LOG_FORMAT": "text"}
     processes = []
@@ -66,7 +66,7 @@ def _start_workers(app, count: int, work: Path) -> list[subprocess.Popen]:
         processes.append(subprocess.Popen([sys.executable, "worker.py", "--no-scheduler"], cwd=ROOT, env=env,
                                           stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
     with app.app_context():
-        svc = services.get()
+        svc = resources.get()
         deadline = time.monotonic() + 120
         while len(Worker.all(connection=svc.redis, queue=svc.queue)) < count:
             if time.monotonic() > deadline:
@@ -88,11 +88,11 @@ def _stop_workers(processes: list[subprocess.Popen]) -> None:
 
 def _round(app, account_ids: list[int], expected_runs: int) -> float:
     """Queue every account's import; seconds until `expected_runs` runs in all have finished."""
-    from rolsync import jobs, services
+    from rolsync import jobs, resources
     from rolsync.extensions import db
 
     with app.app_context():
-        queue = services.get().queue
+        queue = resources.get().queue
         start = time.perf_counter()
         for account_id in account_ids:
             jobs.enqueue_import(queue, account_id)
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     counts = [int(n) for n in args.workers.split(",")]
 
-    from tests.support.dovecot import DovecotServer
+    from devkit.dovecot import DovecotServer
 
     work = Path(tempfile.mkdtemp(prefix="rolsync-workers-bench-"))
     os.environ.setdefault("ROLSYNC_BENCH_REDIS", REDIS_URL)

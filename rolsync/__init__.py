@@ -41,9 +41,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     csrf.init_app(app)
     login_manager.init_app(app)
 
-    from rolsync import services
+    from rolsync import resources
 
-    services.init_app(app)
+    resources.init_app(app)
 
     from rolsync.cli import register_commands
 
@@ -96,3 +96,12 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA cache_size=-65536")
     cursor.execute("PRAGMA mmap_size=268435456")
     cursor.close()
+
+
+def __getattr__(name: str):
+    """`from rolsync import services`: the per-app resources' old module name, for code written before the rename."""
+    if name == "services":
+        from rolsync import resources
+
+        return resources
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -97,14 +97,16 @@ def validate_ca_pem(pem: str) -> str:
         raise AccountError("the CA certificate must be a PEM file (-----BEGIN CERTIFICATE-----)", "ca_pem") from exc
     if not certificates:
         raise AccountError("the CA certificate file holds no certificate", "ca_pem")
-    return _normal_pem(pem)
+    return _pem_text(pem)
+
+
+def _pem_text(pem: str) -> str:
+    """One spelling of a PEM text: a browser's textarea sends CRLF, a file may end without a newline."""
+    return "\n".join(line.rstrip() for line in pem.strip().splitlines()) + "\n"
 
 
 def _normal_pem(pem: str | None) -> str | None:
-    """One spelling of a PEM text: a browser's textarea sends CRLF, a file may end without a newline."""
-    if not pem or not pem.strip():
-        return None
-    return "\n".join(line.rstrip() for line in pem.strip().splitlines()) + "\n"
+    return _pem_text(pem) if pem and pem.strip() else None
 
 
 def configure_mailbox(session: Session, secrets: SecretBox, user: User, form: MailboxForm,

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
+import functools
 import json
 import sys
 
@@ -10,13 +12,11 @@ from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from rolsync import accounts, crm, jobs, metrics, services, stored_secrets
+from rolsync import accounts, crm, jobs, metrics, resources, schedule, stored_secrets
 from rolsync.crypto import SecretUnreadable
 from rolsync.extensions import db
-from rolsync.importer import import_account
 from rolsync.mail.errors import MailError
 from rolsync.mail.imap import test_connection
-from rolsync.mail.parse.limits import ParseLimits
 from rolsync.models import Candidate, Contact, ImportWarning, Note, Role, User
 from rolsync.rules import RuleSetInvalid
 from rolsync.rules.store import active_rules, save_version
@@ -82,8 +82,8 @@ def load_crm(file: str) -> None:
             rows = crm.read_rows(csv.DictReader(fh))
         except crm.CrmLoadError as exc:
             raise click.ClickException(str(exc)) from exc
-    rows, erased = crm.without_suppressed(db.session, services.get().suppression_key, rows)
-    added, unchanged = crm.load_rows(db.session, rows, services.get().documents)
+    rows, erased = crm.without_suppressed(db.session, resources.get().suppression_key, rows)
+    added, unchanged = crm.load_rows(db.session, rows, resources.get().documents)
     db.session.commit()
     click.echo(f"Loaded {added} new record(s); {unchanged} already present")
     if erased:
@@ -109,7 +109,7 @@ def configure_mail(email, host, port, security, username, password_stdin, ca_fil
             ca_pem = fh.read()
     try:
         accounts.configure_mailbox(
-            db.session, services.get().secrets, _user(email),
+            db.session, resources.get().secrets, _user(email),
             accounts.MailboxForm(host=host, port=port, security=security, username=username,
                                  password=password, ca_pem=ca_pem),
             actor="flask mail configure",
@@ -124,11 +124,9 @@ def configure_mail(email, host, port, security, username, password_stdin, ca_fil
 @click.argument("email")
 def test_mail(email: str) -> None:
     """Connect and log in: `Mailbox connection successful`, or what is wrong."""
-    from rolsync.importer import settings_for
-
     account = _account(email)
     try:
-        settings = settings_for(account, services.get().secrets, timeout=15)
+        settings = resources.get().imap_settings(account, 15)
     except SecretUnreadable as exc:
         raise click.ClickException(f"secret_unreadable: {SecretUnreadable.message}; or, if the encryption key "
                                    "changed, put the old key back in ROLSYNC_ENCRYPTION_KEYS") from exc
@@ -151,10 +149,10 @@ def import_mail(email: str) -> None:
     """Import everything new for the user now, in this process."""
     from redis.exceptions import RedisError
 
-    from rolsync.importer import ImportResult, UidValidityUnstable
+    from rolsync.importer import ImportLimits, UidValidityUnstable, import_until_caught_up
 
     account = _account(email)
-    svc = services.get()
+    svc = resources.get()
     config = svc.config
     # Share the workers' per-mailbox lock when Redis is there, kept alive as a
     # job keeps it; without Redis the import still runs (and stays idempotent).
@@ -168,20 +166,13 @@ def import_mail(email: str) -> None:
     if locked is False:
         raise click.ClickException("another import of this mailbox is running; try again when it has finished")
     keeper = jobs.LockKeeper(lock, seconds, svc.redis).start() if locked else None
-    total = ImportResult()
+    # "Everything new now": no time limit, unlike a job's run.
+    limits = dataclasses.replace(ImportLimits.from_config(config), run_seconds=None)
     try:
-        while True:
-            result = metrics.observed(svc.redis, svc.queue.name, lambda: import_account(
-                db.session, account, secrets=svc.secrets, store=svc.documents,
-                max_messages=config["IMPORT_RUN_MESSAGES"], fetch_batch=config["IMPORT_FETCH_BATCH"],
-                timeout=config["IMAP_TIMEOUT"], uidvalidity_limit=config["UIDVALIDITY_CHANGES_BEFORE_PAUSE"],
-                auth_failure_limit=config["AUTH_FAILURES_BEFORE_PAUSE"], limits=ParseLimits.from_config(config),
-                max_message_bytes=config["LIMIT_MESSAGE_BYTES"],
-                progress=keeper.progress_check(account.id) if keeper else None,
-            ))
-            total.add(result)
-            if not result.more:
-                break
+        total = import_until_caught_up(
+            db.session, account, secrets=svc.secrets, store=svc.documents, providers=svc.oauth_providers,
+            limits=limits, progress=keeper.progress_check(account.id) if keeper else None,
+            host_policy=svc.host_policy, observe=functools.partial(metrics.observed, svc.redis, svc.queue.name))
     except MailError as exc:
         raise click.ClickException(f"{exc.code}: {exc.message}") from exc
     except (UidValidityUnstable, jobs.ImportLockLost) as exc:
@@ -215,18 +206,18 @@ def enqueue_mail(email: str | None, all_accounts: bool) -> None:
         raise click.ClickException("give either an EMAIL or --all")
     if not all_accounts:
         account = _account(email or "")
-        job, created = jobs.enqueue_import(services.get().queue, account.id)
+        job, created = jobs.enqueue_import(resources.get().queue, account.id)
         click.echo(job.id)
         if not created:
             click.echo(f"{account.user.email}: an import is already {_job_words(job)}; not queued twice",
                        err=True)
         return
     # --all: one readable line per mailbox (the job ids serve no one reading a list).
-    accounts_to_run = jobs.enabled_accounts(db.session)
+    accounts_to_run = schedule.enabled_accounts(db.session)
     if not accounts_to_run:
         click.echo("No enabled mailbox to import.")
     for account in accounts_to_run:
-        job, created = jobs.enqueue_import(services.get().queue, account.id)
+        job, created = jobs.enqueue_import(resources.get().queue, account.id)
         click.echo(f"{account.user.email}: " + ("import queued" if created
                                                  else f"an import is already {_job_words(job)}; not queued twice"))
 
@@ -349,7 +340,7 @@ def export_warnings() -> None:
 @secrets_cli.command("rotate")
 def rotate_secrets() -> None:
     """Re-encrypt every stored secret with the newest key (the first of ROLSYNC_ENCRYPTION_KEYS)."""
-    result = stored_secrets.rotate_all(db.session, services.get().secrets)
+    result = stored_secrets.rotate_all(db.session, resources.get().secrets)
     db.session.commit()
     click.echo(f"Re-encrypted {result.rotated} secret(s) with the newest key")
     if result.unreadable:
@@ -381,7 +372,7 @@ def erase_record(email: str, yes: bool) -> None:
         click.echo(f"{label}: {counts[key]}")
     if not yes and not click.confirm("Erase all of this for good?", default=False):
         raise click.ClickException("nothing was erased")
-    svc = services.get()
+    svc = resources.get()
     audit = erasure.erase_person(db.session, svc.documents, svc.suppression_key, plan, erased_by="flask records erase")
     click.echo(f"Erased; the address is now suppressed (erasure {audit.id})")
 

@@ -6,7 +6,7 @@ import logging
 import os
 import secrets
 from pathlib import Path
-
+from typing import Any
 
 MIN_SECRET_KEY_LENGTH = 32
 """SECRET_KEY signs the session cookies: a short one can be guessed offline from any cookie."""
@@ -68,7 +68,7 @@ def _ints(name: str, default: list[int]) -> list[int]:
     return numbers
 
 
-OAUTH_PROVIDER_DEFAULTS = {
+OAUTH_PROVIDER_DEFAULTS: dict[str, dict[str, Any]] = {
     "google": {
         "authorize_url": "https://accounts.google.com/o/oauth2/v2/auth",
         "token_url": "https://oauth2.googleapis.com/token",

@@ -62,12 +62,11 @@ def _company(session: Session, name: str) -> Company | None:
 
 
 def _existing(session: Session, row: CrmRow) -> Contact | Candidate | None:
-    model = Contact if row.kind is RecordKind.CONTACT else Candidate
-    owner = EmailAddress.contact_id if row.kind is RecordKind.CONTACT else EmailAddress.candidate_id
-    return session.scalar(
-        select(model).join(EmailAddress, owner == model.id)
-        .where(EmailAddress.address == row.email, model.name == row.name)
-    )
+    if row.kind is RecordKind.CONTACT:
+        return session.scalar(select(Contact).join(EmailAddress, EmailAddress.contact_id == Contact.id)
+                              .where(EmailAddress.address == row.email, Contact.name == row.name))
+    return session.scalar(select(Candidate).join(EmailAddress, EmailAddress.candidate_id == Candidate.id)
+                          .where(EmailAddress.address == row.email, Candidate.name == row.name))
 
 
 def without_suppressed(session: Session, key: bytes, rows: list[CrmRow]) -> tuple[list[CrmRow], int]:
@@ -91,6 +90,7 @@ def load_rows(session: Session, rows: Iterable[CrmRow], store: DocumentStore | N
         if _existing(session, row) is not None:
             unchanged += 1
             continue
+        record: Contact | Candidate
         if row.kind is RecordKind.CONTACT:
             record = Contact(name=row.name, company=_company(session, row.company))
             record.emails.append(EmailAddress(address=row.email))

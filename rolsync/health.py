@@ -60,13 +60,13 @@ def _redis(url: str) -> None:
 
 def readiness(app: Flask, session: Session) -> dict[Check, bool]:
     """Each component's state, True when it answers; why one does not goes to the log, never to the caller."""
-    from rolsync import services
+    from rolsync import resources
 
     checks = {
         Check.DATABASE: lambda: _database(session),
         Check.MIGRATIONS: lambda: _migrations(app, session),
         Check.REDIS: lambda: _redis(app.config["REDIS_URL"]),
-        Check.DOCUMENTS: lambda: services.get().documents.check(),
+        Check.DOCUMENTS: lambda: resources.get().documents.check(),
     }
     results: dict[Check, bool] = {}
     for check, run in checks.items():

@@ -118,7 +118,8 @@ def _entries(session: Session, messages: list[ImportedMessage]) -> list[HistoryE
             else:
                 records[key].append(RecordLink(RecordKind.CANDIDATE.value, candidate_id, candidate_name))
     user_ids = {m.user_id for m in messages}
-    emails = dict(session.execute(select(User.id, User.email).where(User.id.in_(user_ids))).all()) if user_ids else {}
+    emails: dict[int, str] = {id_: email for id_, email in session.execute(
+        select(User.id, User.email).where(User.id.in_(user_ids)))} if user_ids else {}
     return [HistoryEntry(m, emails.get(m.user_id, ""), records.get(m.message_key, []) if
                          m.outcome == Outcome.IMPORTED.value else []) for m in messages]
 
@@ -204,9 +205,9 @@ class AccountOverview:
 def account_overview(session: Session) -> list[AccountOverview]:
     """Every user with their mailbox, its last finished run and their open warnings (the admins' table)."""
     users = list(session.scalars(select(User).order_by(func.lower(User.email))))
-    open_by_user = dict(session.execute(
+    open_by_user: dict[int, int] = {user_id: count for user_id, count in session.execute(
         select(ImportWarning.user_id, func.count(ImportWarning.id))
-        .where(ImportWarning.status == WarningStatus.OPEN.value).group_by(ImportWarning.user_id)).all())
+        .where(ImportWarning.status == WarningStatus.OPEN.value).group_by(ImportWarning.user_id))}
     rows = []
     for user in users:
         account = user.mail_account

@@ -1,4 +1,4 @@
-"""RQ jobs: the import of one mailbox, and the dispatcher that schedules imports.
+"""RQ jobs: the import of one mailbox, the dispatcher that schedules imports, and the rules preview.
 
 Jobs take ids only and open their own app context and database session, so
 nothing secret goes into a job's arguments and nothing is shared across the
@@ -35,10 +35,10 @@ re-raised so RQ records it (and, for a job whose worker died, retries it).
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -55,11 +55,11 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegis
 from rq.timeouts import UnixSignalDeathPenalty
 from rq.utils import now, utcformat, utcparse
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from rolsync import logs
-from rolsync.mail.parse.limits import ParseLimits
-from rolsync.models import MailAccount, utcnow
+from rolsync.job_state import last_error
+from rolsync.models import MailAccount
+from rolsync.schedule import due_accounts
 
 log = logging.getLogger(__name__)
 
@@ -248,14 +248,6 @@ def lock_key(account_id: int, queue_name: str | None = None) -> str:
     return LOCK_KEY.format(queue=_queue_name(queue_name), account_id=account_id)
 
 
-def enabled_accounts(session: Session) -> list[MailAccount]:
-    return list(session.scalars(
-        select(MailAccount)
-        .where(MailAccount.enabled.is_(True), MailAccount.paused.is_(False))
-        .order_by(MailAccount.id)
-    ))
-
-
 def enqueue_import(queue: Queue, account_id: int, *, manual: bool = False) -> tuple[Job, bool]:
     """Queue an import of the account unless one is queued or running; (job, created).
 
@@ -294,13 +286,13 @@ def enqueue_import(queue: Queue, account_id: int, *, manual: bool = False) -> tu
 
 def import_account_job(account_id: int, manual: bool = False) -> dict | Retry:
     """Import an account's new mail: bounded runs until caught up or out of time (`manual`: asked for by a person)."""
-    from rolsync import services
+    from rolsync import resources
     from rolsync.extensions import db
 
     app = _get_app()
     with app.app_context(), logs.import_context(mailbox=account_id):
         _after_fork(db)
-        svc = services.get()
+        svc = resources.get()
         job = get_current_job()
         seconds = app.config["IMPORT_LOCK_SECONDS"]
         # Not thread-local: the keeper's thread renews the token this thread took.
@@ -324,7 +316,7 @@ def import_account_job(account_id: int, manual: bool = False) -> dict | Retry:
 def _import_with_lock(app, session, svc, job, account_id: int, keeper: LockKeeper,
                       manual: bool = False) -> dict | Retry:
     from rolsync import metrics
-    from rolsync.importer import ImportResult, UidValidityUnstable, import_account
+    from rolsync.importer import ImportLimits, UidValidityUnstable, import_until_caught_up
     from rolsync.mail.errors import AuthFailed, MailError
 
     account = session.get(MailAccount, account_id)
@@ -340,22 +332,11 @@ def _import_with_lock(app, session, svc, job, account_id: int, keeper: LockKeepe
             job.meta["progress"] = {"done": done, "total": total}
             job.save_meta()
 
-    deadline = time.monotonic() + config["IMPORT_RUN_SECONDS"]
-    total = ImportResult()
     try:
-        while True:
-            result = metrics.observed(svc.redis, svc.queue.name, lambda: import_account(
-                session, account, secrets=svc.secrets, store=svc.documents,
-                max_messages=config["IMPORT_RUN_MESSAGES"], fetch_batch=config["IMPORT_FETCH_BATCH"],
-                timeout=config["IMAP_TIMEOUT"], job_id=job.id if job else None, progress=progress,
-                deadline=deadline, uidvalidity_limit=config["UIDVALIDITY_CHANGES_BEFORE_PAUSE"],
-                auth_failure_limit=config["AUTH_FAILURES_BEFORE_PAUSE"], limits=ParseLimits.from_config(config),
-                max_message_bytes=config["LIMIT_MESSAGE_BYTES"],
-            ))
-            total.add(result)
-            progress(0, 0)
-            if not result.more or time.monotonic() > deadline:
-                break
+        total = import_until_caught_up(
+            session, account, secrets=svc.secrets, store=svc.documents, providers=svc.oauth_providers,
+            limits=ImportLimits.from_config(config), job_id=job.id if job else None, progress=progress,
+            host_policy=svc.host_policy, observe=functools.partial(metrics.observed, svc.redis, svc.queue.name))
     except (AuthFailed, UidValidityUnstable, ImportLockLost):
         # Counted (and the account paused) by the importer; retrying would only repeat it.
         _no_rq_retry(job)
@@ -379,11 +360,11 @@ def _import_with_lock(app, session, svc, job, account_id: int, keeper: LockKeepe
 
 def continue_import_job(account_id: int) -> str:
     """Hand an unfinished import over to a new import job."""
-    from rolsync import services
+    from rolsync import resources
 
     app = _get_app()
     with app.app_context():
-        job, _created = enqueue_import(services.get().queue, account_id)
+        job, _created = enqueue_import(resources.get().queue, account_id)
         return job.id
 
 
@@ -393,24 +374,27 @@ def _no_rq_retry(job: Job | None) -> None:
         job.retries_left = 0
 
 
-def due_accounts(session: Session, default_interval: int, watched: frozenset[int] | set[int] = frozenset(),
-                 safety_interval: int = 0) -> list[MailAccount]:
-    """Enabled, unpaused accounts whose last run is at least their interval ago.
+def preview_job(account_id: int, draft_definition: dict, count: int) -> list[dict]:
+    """Preview the newest messages of a mailbox with the draft rules (the rules page's "Preview")."""
+    from rolsync import preview, resources
+    from rolsync.extensions import db
+    from rolsync.rules import CompiledRules
+    from rolsync.rules.store import active_rules
 
-    `watched` accounts (a watcher holds them in IDLE: rolsync.push) are polled
-    only every `safety_interval`, in case a notification went missing.
-    """
-    now = utcnow()
-    due = []
-    for account in enabled_accounts(session):
-        seconds = account.poll_interval_seconds or default_interval
-        if account.id in watched:
-            seconds = max(seconds, safety_interval)
-        interval = timedelta(seconds=seconds)
-        last = account.last_run_at
-        if last is None or now - (last if last.tzinfo else last.replace(tzinfo=now.tzinfo)) >= interval:
-            due.append(account)
-    return due
+    app = _get_app()
+    with app.app_context():
+        try:
+            account = db.session.get(MailAccount, account_id)
+            if account is None:
+                raise LookupError(f"no mailbox with id {account_id}")
+            svc = resources.get()
+            messages = preview.fetch_recent(account, svc.secrets, count, timeout=app.config["IMAP_TIMEOUT"],
+                                            providers=svc.oauth_providers)
+            rows = preview.preview(db.session, account, messages, active_rules(db.session),
+                                   CompiledRules(draft_definition))
+            return [row.as_json() for row in rows]
+        finally:
+            db.session.remove()
 
 
 def dispatch_due_imports() -> list[str]:
@@ -419,7 +403,7 @@ def dispatch_due_imports() -> list[str]:
     Every worker's scheduler may run this; enqueue_import makes repeats no-ops,
     and check_stalls keeps one open alarm per mailbox owner.
     """
-    from rolsync import push, services
+    from rolsync import push, resources
     from rolsync.extensions import db
 
     app = _get_app()
@@ -427,7 +411,7 @@ def dispatch_due_imports() -> list[str]:
         _after_fork(db)
         try:
             queued = []
-            queue = services.get().queue
+            queue = resources.get().queue
             ids = db.session.scalars(select(MailAccount.id).where(MailAccount.enabled.is_(True))).all()
             live = push.live_states(queue.connection, queue.name, ids)
             # Only a mailbox whose Sent folder is watched too waits for the safety interval.
@@ -451,14 +435,14 @@ def apply_retention_job() -> dict | None:
 
     Returns the counts (None when there is no limit or nothing was old enough); re-raises failures.
     """
-    from rolsync import retention, services
+    from rolsync import resources, retention
     from rolsync.extensions import db
 
     app = _get_app()
     with app.app_context():
         _after_fork(db)
         try:
-            audit = retention.apply_retention(db.session, services.get().documents)
+            audit = retention.apply_retention(db.session, resources.get().documents)
             return dict(audit.counts) if audit else None
         finally:
             db.session.remove()
@@ -492,11 +476,7 @@ def queue_overview(queue: Queue) -> dict[str, list[QueueEntry]]:
             if job is None:
                 continue
             tail = job.id.removeprefix(prefix).split("-")[0]
-            error = None
-            if name == "failed":
-                latest = job.latest_result()
-                error = (latest.exc_string or "").strip().splitlines()[-1:] if latest else None
-                error = error[0] if error else None
+            error = last_error(job) if name == "failed" else None
             entries.append(QueueEntry(job.id, int(tail) if tail.isdigit() else None, name, job.enqueued_at,
                                       job.started_at, job.ended_at, job.meta.get("progress"), error))
         overview[name] = entries

@@ -35,7 +35,7 @@ from rolsync.models import (
     WarningStatus,
     utcnow,
 )
-from rolsync.status import schedule_interval
+from rolsync.schedule import schedule_interval
 
 STALL_INTERVALS = 3
 """Missed poll intervals before a mailbox counts as stalled."""
@@ -79,7 +79,7 @@ def stall_cause(account: MailAccount, pending_since: datetime | None, now: datet
     if account.uses_oauth and account.last_error_code == OAUTH_REFRESH_FAILING:
         return ("rolsync can no longer renew its access to the mailbox, so no mail is being imported. "
                 f"The last attempt said: {account.last_error} ")
-    limit = schedule_interval(account, config) * STALL_INTERVALS
+    limit = schedule_interval(account, config["POLL_INTERVAL_SECONDS"]) * STALL_INTERVALS
     since = _aware(account.last_success_at) or _aware(account.created_at)
     if since is not None and now - since > limit:
         what = "No import of the mailbox has worked" if account.last_success_at else "The mailbox has not been read"

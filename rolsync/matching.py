@@ -75,3 +75,12 @@ def find_records(session: Session, addresses: Iterable[str]) -> dict[str, Matche
             if row[column] in records:
                 found[row.address].of_kind(kind.value).append(records[row[column]])
     return found
+
+
+def find_named_record(session: Session, kind: RecordKind, address: str) -> list[RecordRef]:
+    """The records of one kind that hold exactly this address (a custom rule's "send to record")."""
+    model: type[Contact] | type[Candidate] = Contact if kind is RecordKind.CONTACT else Candidate
+    owner = EmailAddress.contact_id if kind is RecordKind.CONTACT else EmailAddress.candidate_id
+    return [RecordRef(kind, id_, name, updated) for id_, name, updated in session.execute(
+        select(model.id, model.name, model.updated_at).join(EmailAddress, owner == model.id)
+        .where(EmailAddress.address == address))]

@@ -25,11 +25,16 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from rolsync.extensions import db
+from rolsync.extensions import Model
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def as_utc(value: datetime) -> datetime:
+    """A datetime from the database as an aware UTC one: SQLite hands back naive datetimes, all in UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 class Role(str, enum.Enum):
@@ -79,7 +84,7 @@ class WarningStatus(str, enum.Enum):
     DISMISSED = "dismissed"
 
 
-class User(UserMixin, db.Model):
+class User(UserMixin, Model):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -109,7 +114,7 @@ class User(UserMixin, db.Model):
         return self.active
 
 
-class UserSession(db.Model):
+class UserSession(Model):
     """A signed-in session of the panel, held on the server so that signing out ends it everywhere.
 
     The browser's cookie carries a random token; only its SHA-256 is stored,
@@ -151,7 +156,7 @@ class AuthMethod(str, enum.Enum):
     """XOAUTH2 with an access token from Google or Microsoft, renewed with a refresh token."""
 
 
-class MailAccount(db.Model):
+class MailAccount(Model):
     """One user's IMAP mailbox settings; the password and OAuth tokens are only ever stored encrypted."""
 
     __tablename__ = "mail_accounts"
@@ -214,7 +219,7 @@ class MailAccount(db.Model):
         return self.username if "@" in self.username else self.user.email
 
 
-class AppSetting(db.Model):
+class AppSetting(Model):
     """A deployment-wide setting an admin changes in the panel (the environment holds the rest)."""
 
     __tablename__ = "app_settings"
@@ -224,7 +229,7 @@ class AppSetting(db.Model):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
 
-class OAuthClient(db.Model):
+class OAuthClient(Model):
     """rolsync's app registration at Google or Microsoft, as an admin saved it in the panel.
 
     The environment's (ROLSYNC_<PROVIDER>_CLIENT_ID) wins over this row; the
@@ -245,7 +250,7 @@ class OAuthClient(db.Model):
     updated_by: Mapped[User | None] = relationship()
 
 
-class FolderState(db.Model):
+class FolderState(Model):
     """How far the import has read one folder of one mailbox."""
 
     __tablename__ = "folder_states"
@@ -284,13 +289,13 @@ class FolderState(db.Model):
 
 company_relations = Table(
     "company_relations",
-    db.Model.metadata,
+    Model.metadata,
     Column("company_id", ForeignKey("companies.id"), primary_key=True),
     Column("related_id", ForeignKey("companies.id"), primary_key=True),
 )
 
 
-class Company(db.Model):
+class Company(Model):
     __tablename__ = "companies"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -312,7 +317,7 @@ class Company(db.Model):
             other.related.append(self)
 
 
-class Contact(db.Model):
+class Contact(Model):
     __tablename__ = "contacts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -327,7 +332,7 @@ class Contact(db.Model):
     kind = RecordKind.CONTACT
 
 
-class Candidate(db.Model):
+class Candidate(Model):
     __tablename__ = "candidates"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -340,7 +345,7 @@ class Candidate(db.Model):
     kind = RecordKind.CANDIDATE
 
 
-class EmailAddress(db.Model):
+class EmailAddress(Model):
     """One address of a contact or a candidate, stored normalised for lookups."""
 
     __tablename__ = "email_addresses"
@@ -359,7 +364,7 @@ class EmailAddress(db.Model):
     candidate: Mapped[Candidate | None] = relationship(back_populates="emails")
 
 
-class StoredFile(db.Model):
+class StoredFile(Model):
     """An attachment's bytes, kept once by SHA-256 in the document store."""
 
     __tablename__ = "stored_files"
@@ -369,7 +374,7 @@ class StoredFile(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class Note(db.Model):
+class Note(Model):
     """A message on a contact's or candidate's record."""
 
     __tablename__ = "notes"
@@ -407,10 +412,13 @@ class Note(db.Model):
 
     @property
     def record(self) -> Contact | Candidate:
-        return self.contact or self.candidate
+        record = self.contact or self.candidate
+        if record is None:  # the table's check constraint rules this out
+            raise LookupError(f"note {self.id} belongs to no record")
+        return record
 
 
-class Document(db.Model):
+class Document(Model):
     """An attachment of a note, pointing at its stored bytes."""
 
     __tablename__ = "documents"
@@ -425,7 +433,7 @@ class Document(db.Model):
     note: Mapped[Note] = relationship(back_populates="documents")
 
 
-class ImportedMessage(db.Model):
+class ImportedMessage(Model):
     """The ledger: every message the import has decided on, once per user."""
 
     __tablename__ = "imported_messages"
@@ -461,7 +469,7 @@ class ImportedMessage(db.Model):
 Index("ix_imported_messages_created_at", ImportedMessage.created_at)
 
 
-class PendingMessage(db.Model):
+class PendingMessage(Model):
     """A message from an address no record has yet, kept to be imported onto the record added later.
 
     Only kept when the no-match rule says "keep and link it later".
@@ -481,7 +489,7 @@ class PendingMessage(db.Model):
     linked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class ImportWarning(db.Model):
+class ImportWarning(Model):
     """Something the user has to sort out, e.g. an address shared by two records."""
 
     __tablename__ = "import_warnings"
@@ -514,7 +522,7 @@ class ImportWarning(db.Model):
     user: Mapped[User] = relationship()
 
 
-class PrivacyPolicy(db.Model):
+class PrivacyPolicy(Model):
     """The admins' privacy settings (one row): the default capture level, and whether it is a ceiling."""
 
     __tablename__ = "privacy_policy"
@@ -530,7 +538,7 @@ class PrivacyPolicy(db.Model):
     updated_by: Mapped[str | None] = mapped_column(String(320))
 
 
-class SuppressedAddress(db.Model):
+class SuppressedAddress(Model):
     """An erased person's address, kept only as a keyed hash so no import or load brings them back."""
 
     __tablename__ = "suppressed_addresses"
@@ -540,7 +548,7 @@ class SuppressedAddress(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class Erasure(db.Model):
+class Erasure(Model):
     """The audit of one erasure: who and when, and how many of each kind of row went; nothing about the person."""
 
     __tablename__ = "erasures"
@@ -551,7 +559,7 @@ class Erasure(db.Model):
     counts: Mapped[dict] = mapped_column(JSON, default=dict)
 
 
-class ImportRun(db.Model):
+class ImportRun(Model):
     """One import run of one mailbox, for the history and the panel."""
 
     __tablename__ = "import_runs"
@@ -565,7 +573,7 @@ class ImportRun(db.Model):
     error: Mapped[str | None] = mapped_column(Text)
 
 
-class RuleSetVersion(db.Model):
+class RuleSetVersion(Model):
     """A saved version of the import rules; exactly one is active."""
 
     __tablename__ = "ruleset_versions"

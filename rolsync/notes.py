@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from pathlib import Path
+from typing import cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from rolsync.documents import DocumentStore
+from rolsync.importer.ledger import message_key
 from rolsync.mail.parse import Attachment, ParsedMessage
 from rolsync.matching import RecordRef, chunked
 from rolsync.models import (
@@ -29,36 +31,7 @@ from rolsync.models import (
     User,
     utcnow,
 )
-from rolsync.rules import CompiledRules
-
-
-def message_key(parsed: ParsedMessage) -> str:
-    """The identity of a message across mailboxes: Message-ID, else a content hash.
-
-    The same key as ``rolsync.importer.message_key``, so a record never holds
-    two notes of one message whichever path saved them.
-    """
-    if parsed.message_id:
-        return f"mid:{parsed.message_id[:480]}"
-    return f"sha:{parsed.content_hash}"
-
-
-def store_bytes(session: Session, store: DocumentStore, data: bytes, sha256: str | None = None) -> str:
-    """Put bytes in the document store and make sure a StoredFile row names them; returns the SHA-256."""
-    writer = NoteWriter(session, store)
-    digest = writer.store_bytes(data, sha256)
-    writer.flush()
-    return digest
-
-
-def kept_attachments(rules: CompiledRules, parsed: ParsedMessage) -> list[Attachment]:
-    """The attachments the rules keep as documents (by default: everything but images)."""
-    from rolsync.decisions import message_facts
-
-    facts = message_facts(parsed)
-    return [a for a in parsed.attachments if rules.decide_attachment(
-        filename=a.filename, content_type=a.content_type, size=a.size,
-        is_image=a.is_image, inline=a.inline, message=facts).keep]
+from rolsync.rules import CompiledRules, sort_attachments
 
 
 def save_message_as_notes(session: Session, store: DocumentStore, rules: CompiledRules, parsed: ParsedMessage, *,
@@ -77,7 +50,7 @@ def save_message_as_notes(session: Session, store: DocumentStore, rules: Compile
     if level is not CaptureLevel.FULL:
         parsed, kept = privacy.reduce(parsed, level), []
     if kept is None:
-        kept = kept_attachments(rules, parsed) if records else []
+        kept = sort_attachments(rules, parsed)[0] if records else []
     writer = NoteWriter(session, store)
     created = writer.add(parsed, user_id=user_id, folder=folder, direction=direction, records=records, kept=kept,
                          capture_level=level)
@@ -92,7 +65,7 @@ def existing_notes(session: Session, pairs: Iterable[tuple[str, RecordRef]]) -> 
         ids, keys = wanted.setdefault(record.kind, (set(), set()))
         ids.add(record.id)
         keys.add(key)
-    found = set()
+    found: set[tuple[str, RecordKind, int]] = set()
     for kind, (ids, keys) in wanted.items():
         # (record, message_key) is unique and indexed for both kinds of record.
         column = Note.contact_id if kind is RecordKind.CONTACT else Note.candidate_id
@@ -198,13 +171,13 @@ class NoteWriter:
             notes.sort(key=lambda item: (item[0]["message_key"], item[0]["contact_id"] or 0,
                                          item[0]["candidate_id"] or 0))
             # Core rather than ORM inserts: the same rows at a fraction of the cost.
-            notes_table = Note.__table__
+            notes_table = cast(Table, Note.__table__)
             ids = self.session.scalars(insert(notes_table).returning(notes_table.c.id, sort_by_parameter_order=True),
                                        [note for note, _ in notes]).all()
             documents = [{**document, "note_id": note_id}
                          for note_id, (_, note_documents) in zip(ids, notes, strict=True) for document in note_documents]
             if documents:
-                self.session.execute(insert(Document.__table__), documents)
+                self.session.execute(insert(cast(Table, Document.__table__)), documents)
         files_written()
 
 

@@ -40,7 +40,7 @@ from rolsync.config import ConfigError
 from rolsync.crypto import SecretBox
 from rolsync.mail.errors import OAuthProviderError, oauth_access_revoked
 from rolsync.mail.imap import ImapSettings, Security
-from rolsync.models import AuthMethod, MailAccount, User, utcnow
+from rolsync.models import AuthMethod, MailAccount, User, as_utc, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +263,7 @@ class AccountTokens:
         if self.provider is None:
             # Checked before the stored token is reused: an admin who removed the provider means it to stop now.
             raise self._provider_gone()
-        expires_at = _aware(account.oauth_access_expires_at)
+        expires_at = account.oauth_access_expires_at and as_utc(account.oauth_access_expires_at)
         if (not refresh and account.oauth_access_token_encrypted and expires_at is not None
                 and expires_at - EXPIRY_MARGIN > utcnow()):
             return self.secrets.decrypt(account.oauth_access_token_encrypted)
@@ -279,6 +279,8 @@ class AccountTokens:
 
     def _refresh(self) -> str:
         account, provider = self.account, self.provider
+        if provider is None:
+            raise self._provider_gone()
         label = LABELS.get(account.oauth_provider or "", "the provider")
         if not account.oauth_refresh_token_encrypted:
             raise oauth_access_revoked(
@@ -318,7 +320,10 @@ class AccountTokens:
 def imap_settings(account: MailAccount, secrets: SecretBox, providers: Mapping[str, OAuthProvider],
                   timeout: float = 30.0) -> ImapSettings:
     """XOAUTH2 settings of an OAuth mailbox; the token is fetched when the session opens."""
-    tokens = AccountTokens(object_session(account), account, secrets, providers.get(account.oauth_provider or ""))
+    session = object_session(account)
+    if session is None:
+        raise ValueError("the mailbox must belong to a database session, which saves its refreshed tokens")
+    tokens = AccountTokens(session, account, secrets, providers.get(account.oauth_provider or ""))
     return ImapSettings(host=account.host, port=account.port, security=Security(account.security),
                         username=account.username, ca_pem=account.ca_pem, timeout=timeout, oauth2_token=tokens)
 
@@ -344,11 +349,6 @@ def _expiry(token: Mapping) -> datetime:
     return utcnow() + timedelta(seconds=int(token.get("expires_in") or 3600))
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    """SQLite gives back naive datetimes; they were stored in UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=timezone.utc)
 
 
 def _id_token_email(id_token: str | None) -> str | None:

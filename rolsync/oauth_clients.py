@@ -103,10 +103,10 @@ def secret_is_readable(client: OAuthClient, secrets: SecretBox) -> bool:
 
 def connected_mailboxes(session: Session) -> dict[str, int]:
     """How many mailboxes are connected with each provider (with or without their access still valid)."""
-    return dict(session.execute(
+    return {str(provider): count for provider, count in session.execute(
         select(MailAccount.oauth_provider, func.count(MailAccount.id))
         .where(MailAccount.auth_method == AuthMethod.OAUTH2.value, MailAccount.oauth_provider.is_not(None))
-        .group_by(MailAccount.oauth_provider)).all())
+        .group_by(MailAccount.oauth_provider))}
 
 
 def save_client(session: Session, secrets: SecretBox, provider: str, entered: ClientSettings,

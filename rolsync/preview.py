@@ -1,23 +1,25 @@
 """Preview a draft rule set: what the active rules and the draft do to some messages, writing nothing.
 
 Messages come from a consultant's mailbox (the newest N of the Inbox and the
-Sent folder, fetched by an RQ job so the web panel never talks IMAP inside a
-request) or from uploaded .eml files. Each is decided twice by
-`decisions.decide`, the function the import itself uses, so the preview shows
+Sent folder, fetched by an RQ job, `jobs.preview_job`, so the web panel never
+talks IMAP inside a request) or from uploaded .eml files. Each is decided twice by
+`rules.decide`, the function the import itself uses, so the preview shows
 exactly what an import would do.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 from sqlalchemy.orm import Session
 
 from rolsync.crypto import SecretBox
-from rolsync.decisions import decide
 from rolsync.mail.imap import MailboxSession
 from rolsync.mail.parse import MessageUnreadable, parse_message
+from rolsync.mailbox_settings import settings_for
 from rolsync.models import Direction, MailAccount
-from rolsync.rules import CompiledRules
+from rolsync.oauth import OAuthProvider
+from rolsync.rules import CompiledRules, decide
 
 MAX_PREVIEW_MESSAGES = 200
 
@@ -73,13 +75,15 @@ def preview(session: Session, account: MailAccount | None, messages: list[Previe
     return rows
 
 
-def fetch_recent(account: MailAccount, secrets: SecretBox, count: int, timeout: float = 30) -> list[PreviewMessage]:
-    """The newest `count` messages of the Inbox and of the Sent folder, read-only."""
-    from rolsync.importer import settings_for
+def fetch_recent(account: MailAccount, secrets: SecretBox, count: int, timeout: float = 30, *,
+                 providers: Mapping[str, OAuthProvider] | None = None) -> list[PreviewMessage]:
+    """The newest `count` messages of the Inbox and of the Sent folder, read-only.
 
+    `providers` are the OAuth providers in use, needed for a mailbox connected with one.
+    """
     count = max(1, min(count, MAX_PREVIEW_MESSAGES // 2))
     found: list[PreviewMessage] = []
-    with MailboxSession(settings_for(account, secrets, timeout)) as mailbox:
+    with MailboxSession(settings_for(account, secrets, providers or {}, timeout)) as mailbox:
         folders = mailbox.find_folders()
         for role, direction in (("inbox", Direction.RECEIVED), ("sent", Direction.SENT)):
             name = folders.get(role)
@@ -90,22 +94,3 @@ def fetch_recent(account: MailAccount, secrets: SecretBox, count: int, timeout: 
             for fetched in mailbox.fetch(uids):
                 found.append(PreviewMessage(f"{name} #{fetched.uid}", fetched.raw, direction))
     return found
-
-
-def preview_job(account_id: int, draft_definition: dict, count: int) -> list[dict]:
-    """RQ job: preview the newest messages of a mailbox with the draft rules."""
-    from rolsync import jobs, services
-    from rolsync.extensions import db
-    from rolsync.rules.store import active_rules
-
-    app = jobs._get_app()
-    with app.app_context():
-        try:
-            account = db.session.get(MailAccount, account_id)
-            if account is None:
-                raise LookupError(f"no mailbox with id {account_id}")
-            messages = fetch_recent(account, services.get().secrets, count, timeout=app.config["IMAP_TIMEOUT"])
-            rows = preview(db.session, account, messages, active_rules(db.session), CompiledRules(draft_definition))
-            return [row.as_json() for row in rows]
-        finally:
-            db.session.remove()

@@ -69,7 +69,7 @@ def live_states(redis: Redis, queue: str, account_ids: Iterable[int]) -> dict[in
         return {}
     values = redis.mget([live_key(queue, account_id) for account_id in ids])
     return {account_id: value.decode() if isinstance(value, bytes) else str(value)
-            for account_id, value in zip(ids, values) if value is not None}
+            for account_id, value in zip(ids, values, strict=True) if value is not None}
 
 
 def live_state(redis: Redis, queue: str, account_id: int) -> str | None:

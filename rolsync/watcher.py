@@ -60,11 +60,10 @@ from redis.exceptions import RedisError
 from rq.job import JobStatus
 from sqlalchemy import select
 
-from rolsync import jobs, push, services
+from rolsync import jobs, push, resources
 from rolsync.accounts import record_auth_failure
 from rolsync.crypto import SecretUnreadable
 from rolsync.extensions import db
-from rolsync.importer import settings_for
 from rolsync.mail.errors import AuthFailed, ConnectionLost, MailError
 from rolsync.mail.imap import MailboxSession
 from rolsync.models import FolderState, MailAccount
@@ -246,7 +245,7 @@ class Watcher:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self.selector.register(self._wake_r, selectors.EVENT_READ, None)
-        svc = services.Services(config, self.app.instance_path)
+        svc = resources.Services(config, self.app.instance_path)
         self.redis: Redis = svc.redis
         self.queue = svc.queue
         self._renew_lease = self.redis.register_script(_RENEW_LEASE)
@@ -550,8 +549,8 @@ class Watcher:
                                                          FolderState.role == "inbox"))
         caught_up = state.caught_up_uidnext if state is not None else None
         uidvalidity = state.uidvalidity if state is not None else None
-        svc = services.get()
-        mailbox = IdleSession(settings_for(account, svc.secrets, timeout=self.timeout))
+        svc = resources.get()
+        mailbox = IdleSession(svc.imap_settings(account, self.timeout))
         try:
             mailbox.open()
         except AuthFailed:

@@ -28,10 +28,11 @@ from email.parser import BytesParser
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from rolsync import resources
 from rolsync.crypto import SecretBox
 from rolsync.documents import DocumentStore
 from rolsync.history import HistoryEntry, HistoryFilter, search_history
-from rolsync.importer import AccountImporter, MessageOutcome, settings_for
+from rolsync.importer import AccountImporter, MessageOutcome
 from rolsync.mail.errors import FolderNotFound, MailError
 from rolsync.mail.imap import MailboxSession
 from rolsync.models import Direction, FolderState, ImportedMessage, MailAccount, User
@@ -142,7 +143,7 @@ def explain(session: Session, user: User, query: str, *, secrets: SecretBox, sea
         return answer
     answer.searched_server = True
     try:
-        _search_server(session, account, search, answer, settings_for(account, secrets, timeout),
+        _search_server(session, account, search, answer, resources.get().imap_settings(account, timeout),
                        time.monotonic() + seconds)
     except MailError as exc:
         answer.error = f"{exc.message} {exc.hint or ''}".strip()
@@ -241,7 +242,7 @@ def import_one(session: Session, account: MailAccount, folder: str, uidvalidity:
     else:
         direction = Direction.RECEIVED
     importer = AccountImporter(session, account, secrets=secrets, store=store, timeout=timeout)
-    with MailboxSession(settings_for(account, secrets, timeout)) as mailbox:
+    with MailboxSession(resources.get().imap_settings(account, timeout)) as mailbox:
         try:
             status = mailbox.examine(folder)
         except FolderNotFound as exc:

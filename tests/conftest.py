@@ -18,7 +18,7 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import text
 
-from tests.support.dovecot import DovecotServer
+from devkit.dovecot import DovecotServer
 
 POSTGRES_ADMIN_URL = os.environ.get("ROLSYNC_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 TEST_REDIS_URL = os.environ.get("ROLSYNC_TEST_REDIS", "redis://127.0.0.1:6379/13")
@@ -26,6 +26,25 @@ ENCRYPTION_KEY = Fernet.generate_key().decode()
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 _users = itertools.count(1)
+
+# The tiers of `make test-fast` (none of these) and `make test` (all): a test is
+# marked by the fixtures it uses, so a new test needs no marker of its own.
+MARKER_FIXTURES = {
+    "imap": {"dovecot", "oauth_dovecot"},
+    "browser": {"browser"},
+    "db": {"database_url", "sqlite_url", "postgres_url"},
+}
+SLOW_MODULES = {"test_worker_faults.py", "test_demo.py"}  # worker processes, the whole demo
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        for marker, fixtures in MARKER_FIXTURES.items():
+            if used & fixtures:
+                item.add_marker(marker)
+        if item.path.name in SLOW_MODULES:
+            item.add_marker("slow")
 
 
 @pytest.fixture(scope="session")
@@ -324,8 +343,8 @@ def browser():
 
 @pytest.fixture(scope="session")
 def oauth_server():
-    """The local Authlib authorisation server (tests/support/oauth_server.py)."""
-    from tests.support.oauth_server import OAuthServer
+    """The local Authlib authorisation server (devkit/oauth_server.py)."""
+    from devkit.oauth_server import OAuthServer
 
     server = OAuthServer()
     server.start()

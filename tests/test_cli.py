@@ -200,7 +200,7 @@ def test_secrets_rotate_re_encrypts_everything_under_the_newest_key(consultant, 
     """Put a new key first, rotate, drop the old key: every mailbox still opens."""
     from cryptography.fernet import Fernet
 
-    from rolsync import create_app, services
+    from rolsync import create_app, resources
     from rolsync.models import MailAccount
     from tests.conftest import ENCRYPTION_KEY
 
@@ -216,7 +216,7 @@ def test_secrets_rotate_re_encrypts_everything_under_the_newest_key(consultant, 
     with newest_only.app_context():
         from rolsync.extensions import db as db_
         account = db_.session.scalar(select(MailAccount))
-        assert services.get().secrets.decrypt(account.password_encrypted) == consultant.password
+        assert resources.get().secrets.decrypt(account.password_encrypted) == consultant.password
         tested = newest_only.test_cli_runner().invoke(args=["mail", "test", consultant.email])
         assert tested.exit_code == 0, tested.output
         db_.session.remove()

@@ -76,11 +76,11 @@ def test_a_lost_development_key_is_not_silently_replaced(monkeypatch, tmp_path):
     with app.app_context():
         from flask_migrate import upgrade
 
-        from rolsync import services
+        from rolsync import resources
 
         upgrade()
         db.session.add(OAuthClient(provider="google", client_id="id", updated_at=now(),
-                                   client_secret_encrypted=services.get().secrets.encrypt("s")))
+                                   client_secret_encrypted=resources.get().secrets.encrypt("s")))
         db.session.commit()
         db.engine.dispose()
     key_file.unlink()

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from rolsync.mail.parse import attachments
-from rolsync import services
+from devkit.builders import build_message, minimal_pdf
+from rolsync import resources
 from rolsync.documents import DocumentStore, DocumentStoreUnavailable, FileDocumentStore, S3DocumentStore
 from rolsync.extensions import db
+from rolsync.mail.parse import attachments
 from rolsync.models import Document
 from tests.conftest import make_consultant
-from tests.mail.builders import build_message, minimal_pdf
 
 CAROL = "carol@client.example"
 BIG = 40 * 1024 * 1024
@@ -159,7 +159,7 @@ def test_an_import_on_s3_stores_attachments_in_the_bucket_and_serves_them(s3_buc
     [note] = consultant.notes()
     assert {(d["filename"], d["sha256"]) for d in note["documents"]} == {
         ("small.pdf", hashlib.sha256(small).hexdigest()), ("big.pdf", hashlib.sha256(big).hexdigest())}
-    store = services.get().documents
+    store = resources.get().documents
     assert isinstance(store, S3DocumentStore)
     keys = s3_bucket.keys()
     for data in (small, big):

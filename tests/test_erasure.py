@@ -8,10 +8,10 @@ from pathlib import Path
 
 from sqlalchemy import JSON, String, Text, cast, delete, func, select
 
+from devkit.builders import build_message, minimal_pdf
 from rolsync.extensions import db
 from rolsync.models import Candidate, Erasure, FolderState, ImportedMessage, ImportWarning, SuppressedAddress
 from tests.conftest import load_crm, make_consultant
-from tests.mail.builders import build_message, minimal_pdf
 
 CATHY = "cathy@candidates.example"
 CV = minimal_pdf("Curriculum of Cathy 7734")
@@ -164,10 +164,10 @@ def test_erase_refuses_what_is_not_an_address(app, consultant):
 
 
 def test_a_lifted_address_loads_again(app, consultant, crm, tmp_path):
-    from rolsync import erasure, services
+    from rolsync import erasure, resources
 
     assert consultant.cli("records", "erase", CATHY, "--yes").exit_code == 0
-    key = services.get().suppression_key
+    key = resources.get().suppression_key
     assert erasure.is_suppressed(db.session, key, "  Cathy@Candidates.example ")
     assert erasure.lift_suppression(db.session, key, CATHY)
     db.session.commit()

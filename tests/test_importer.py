@@ -7,10 +7,10 @@ import json
 import pytest
 from sqlalchemy import delete, select
 
+from devkit.builders import build_message, minimal_pdf, tiny_png
 from rolsync.extensions import db
 from rolsync.models import FolderState, ImportedMessage, MailAccount
 from tests.conftest import load_crm, make_consultant
-from tests.mail.builders import build_message, minimal_pdf, tiny_png
 
 
 def _notes_for(notes: list[dict], email: str) -> list[dict]:

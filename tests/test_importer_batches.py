@@ -8,10 +8,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 import rolsync.mail.parse.attachments as attachments
-from rolsync import importer, notes, services
+from devkit.builders import build_message, minimal_pdf
+from rolsync import importer, notes, resources
 from rolsync.extensions import db
 from rolsync.models import FolderState, ImportedMessage, Note
-from tests.mail.builders import build_message, minimal_pdf
 
 CAROL = "carol@client.example"
 
@@ -77,6 +77,6 @@ def test_a_big_folder_with_spooled_attachments_imports_every_file_whole(consulta
     found = {n["subject"]: n["documents"] for n in consultant.notes()}
     assert found == {subject: [{"filename": "cv.pdf", "content_type": "application/pdf", "size": len(cv),
                                 "sha256": hashlib.sha256(cv).hexdigest()}] for subject, cv in cvs.items()}
-    root = services.get().documents.root
+    root = resources.get().documents.root
     assert not [p for p in root.rglob(".tmp*")], "no spool file is left behind"
-    assert all(services.get().documents.read(hashlib.sha256(cv).hexdigest()) == cv for cv in cvs.values())
+    assert all(resources.get().documents.read(hashlib.sha256(cv).hexdigest()) == cv for cv in cvs.values())

@@ -7,10 +7,10 @@ import re
 import pytest
 from sqlalchemy import select, text
 
+from devkit.builders import build_message
 from rolsync import importer, matching
 from rolsync.extensions import db
 from rolsync.models import FolderState, ImportedMessage
-from tests.mail.builders import build_message
 
 CAROL = "carol@client.example"
 
@@ -59,7 +59,7 @@ def test_200_messages_of_330_recipients_import_and_so_does_the_next_message(cons
 
 def test_a_message_the_database_refuses_becomes_a_warning_and_the_rest_import(consultant, crm, tmp_path,
                                                                             monkeypatch):
-    find_records = importer.find_records
+    find_records = importer.batch.find_records
 
     def refuse_the_poison(session, addresses):
         addresses = set(addresses)
@@ -68,7 +68,7 @@ def test_a_message_the_database_refuses_becomes_a_warning_and_the_rest_import(co
             session.execute(text("SELECT * FROM no_such_table"))
         return find_records(session, addresses)
 
-    monkeypatch.setattr(importer, "find_records", refuse_the_poison)
+    monkeypatch.setattr(importer.batch, "find_records", refuse_the_poison)
     subjects = ["One", "Two", "Three", "Poison", "Five", "Six", "Seven"]
     consultant.deliver_many("INBOX", [
         build_message(from_="poison@bulk.example" if s == "Poison" else CAROL, to=consultant.email,

@@ -6,7 +6,7 @@ import time
 from flask import current_app
 
 import rolsync.mail.parse.message as message_module
-from tests.mail.builders import build_message, build_tnef, minimal_pdf
+from devkit.builders import build_message, build_tnef, minimal_pdf
 
 CAROL = "carol@client.example"
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from rq import Queue
 from rq.job import Job
 
-from rolsync import services
-from tests.mail.builders import build_message, minimal_pdf
+from devkit.builders import build_message, minimal_pdf
+from rolsync import resources
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,15 +35,15 @@ def test_enqueue_and_a_burst_worker_import_like_mail_import(consultant, crm):
     again = consultant.cli("mail", "enqueue", consultant.email)
     assert again.exit_code == 0
     assert again.output.strip().splitlines()[0] == job_id
-    queue: Queue = services.get().queue
+    queue: Queue = resources.get().queue
     assert queue.count == 1, "a mailbox already queued is not queued twice"
 
-    job = Job.fetch(job_id, connection=services.get().redis)
+    job = Job.fetch(job_id, connection=resources.get().redis)
     assert consultant.password not in repr(job.args) + repr(job.kwargs)
 
     worker = run_worker_burst(consultant.app)
     assert worker.returncode == 0, worker.stderr[-3000:]
-    job = Job.fetch(job_id, connection=services.get().redis)
+    job = Job.fetch(job_id, connection=resources.get().redis)
     assert job.get_status() == "finished", worker.stderr[-3000:]
     assert job.return_value()["imported"] == 1
     assert consultant.password not in worker.stdout + worker.stderr
@@ -69,7 +69,7 @@ def test_a_manual_only_mailbox_imports_on_import_now_and_never_by_itself(consult
     account = db.session.scalar(db.select(MailAccount))
     account.enabled = False
     db.session.commit()
-    queue: Queue = services.get().queue
+    queue: Queue = resources.get().queue
 
     # The schedule's kind of job (and `--all`) leaves a manual-only mailbox alone.
     listed = consultant.cli("mail", "enqueue", "--all")
@@ -84,7 +84,7 @@ def test_a_manual_only_mailbox_imports_on_import_now_and_never_by_itself(consult
     assert created
     worker = run_worker_burst(consultant.app)
     assert worker.returncode == 0, worker.stderr[-3000:]
-    assert Job.fetch(manual.id, connection=services.get().redis).return_value()["imported"] == 1
+    assert Job.fetch(manual.id, connection=resources.get().redis).return_value()["imported"] == 1
     assert [n["subject"] for n in consultant.notes()] == ["Manual only"]
 
 
@@ -94,4 +94,4 @@ def test_enqueue_all_prints_a_readable_line_per_mailbox(consultant):
     assert first.output.strip() == f"{consultant.email}: import queued"
     again = consultant.cli("mail", "enqueue", "--all")
     assert again.output.strip() == f"{consultant.email}: an import is already queued; not queued twice"
-    services.get().queue.empty()
+    resources.get().queue.empty()

@@ -7,13 +7,13 @@ import pytest
 from flask import current_app
 from sqlalchemy import select
 
-from rolsync import jobs, services
+from devkit.builders import build_message
+from devkit.dovecot import free_port
+from rolsync import jobs, resources
 from rolsync.extensions import db
 from rolsync.mail.imap import MailboxSession
 from rolsync.mailboxes import MailboxState, mailbox_rows, resume_paused, state_counts
 from rolsync.models import MailAccount
-from tests.mail.builders import build_message
-from tests.support.dovecot import free_port
 
 INTERVAL = 1  # second: three intervals pass in a test
 
@@ -25,10 +25,10 @@ def tick(app):
 
     def run() -> None:
         jobs.dispatch_due_imports()
-        services.get().queue.empty()
+        resources.get().queue.empty()
 
     yield run
-    services.get().queue.empty()
+    resources.get().queue.empty()
 
 
 def _account() -> MailAccount:

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from rolsync import crm, importer, notes, services
+from devkit.builders import build_message, minimal_pdf, tiny_png
+from rolsync import crm, importer, notes, resources
 from rolsync.extensions import db
 from rolsync.mail.parse import parse_message
 from rolsync.matching import find_records
 from rolsync.models import Direction, Document, Note, RecordKind, StoredFile
 from rolsync.rules.store import active_rules
-from tests.mail.builders import build_message, minimal_pdf, tiny_png
 
 
 def _records(address: str):
@@ -24,7 +24,7 @@ def test_each_record_gets_one_note_with_the_kept_documents(app):
         from_="shared@client.example", to="me@agency.example", cc="x@agency.example", subject="Budget",
         text="80k", attachments=[("budget.pdf", "application/pdf", minimal_pdf()), ("logo.png", "image/png",
                                                                                     tiny_png())]))
-    store, rules = services.get().documents, active_rules(db.session)
+    store, rules = resources.get().documents, active_rules(db.session)
     created = notes.save_message_as_notes(db.session, store, rules, parsed, user_id=_user_id(), folder="INBOX",
                                           direction=Direction.RECEIVED, records=_records("shared@client.example"))
     assert created == 2

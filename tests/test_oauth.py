@@ -1,6 +1,6 @@
 """Mailboxes connected with OAuth 2.0: consent (PKCE, state), XOAUTH2 imports, refresh, revocation, Disconnect.
 
-"Google" and "Microsoft" are the local Authlib server (tests/support/oauth_server.py);
+"Google" and "Microsoft" are the local Authlib server (devkit/oauth_server.py);
 the mailbox is a real Dovecot that checks each token by introspection there.
 """
 from __future__ import annotations
@@ -17,11 +17,11 @@ import pytest
 import requests
 from sqlalchemy import inspect, select, text
 
-from rolsync import jobs, logs, oauth, services
+from devkit.builders import build_message
+from rolsync import jobs, logs, oauth, resources
 from rolsync.extensions import db
 from rolsync.models import ImportWarning, MailAccount, User
 from tests.conftest import load_crm, register_oauth_provider
-from tests.mail.builders import build_message
 from tests.web.conftest import add_user, sign_in
 
 CRM = [("contact", "Carol Client", "carol@client.example", "Client Ltd")]
@@ -147,7 +147,7 @@ def test_connect_with_google_then_import_a_note_over_xoauth2(mailbox, google, oa
     assert [(n["record_email"], n["subject"]) for n in notes] == [("carol@client.example", "Interview on Tuesday")]
 
     # The job carries the account id only; nothing secret reaches Redis, the database or the logs.
-    svc = services.get()
+    svc = resources.get()
     job, _created = jobs.enqueue_import(svc.queue, account.id)
     try:
         assert (job.args, job.kwargs) == ((account.id,), {})

@@ -5,14 +5,13 @@ import json
 
 from sqlalchemy import func, select
 
-from rolsync import services
+from devkit.builders import build_message, minimal_pdf, tiny_png
+from rolsync import resources
 from rolsync.extensions import db
-from rolsync.models import ImportedMessage, MailAccount
+from rolsync.models import Direction, ImportedMessage, MailAccount
 from rolsync.preview import PreviewMessage, fetch_recent, preview
-from rolsync.models import Direction
 from rolsync.rules import CompiledRules, default_rules
 from rolsync.rules.store import active_rules
-from tests.mail.builders import build_message, minimal_pdf, tiny_png
 
 
 def row_counts() -> dict[str, int]:
@@ -39,7 +38,7 @@ def test_preview_writes_nothing_and_matches_the_import(consultant, crm, tmp_path
     account = db.session.scalar(select(MailAccount))
     before = row_counts()
 
-    messages = fetch_recent(account, services.get().secrets, 10)
+    messages = fetch_recent(account, resources.get().secrets, 10)
     rows = {row.subject: row for row in preview(db.session, account, messages, active_rules(db.session),
                                                 CompiledRules(draft_definition))}
 

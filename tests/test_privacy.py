@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, func, select
 
-from rolsync import privacy, services
+from devkit.builders import build_message, minimal_pdf
+from rolsync import privacy, resources
 from rolsync.extensions import db
 from rolsync.models import (
     CaptureLevel,
@@ -20,7 +21,6 @@ from rolsync.models import (
     StoredFile,
     User,
 )
-from tests.mail.builders import build_message, minimal_pdf
 
 CV = minimal_pdf("Capture level curriculum")
 
@@ -145,7 +145,7 @@ def test_a_removed_note_does_not_come_back(app, consultant, crm):
     [note] = db.session.scalars(select(Note)).all()
     user = db.session.scalar(select(User).where(User.email == consultant.email))
 
-    privacy.remove_note(db.session, services.get().documents, user, note.id)
+    privacy.remove_note(db.session, resources.get().documents, user, note.id)
 
     assert db.session.scalar(select(func.count(Note.id))) == 0
     assert _store_files(app) == []  # the CV was only on that note
@@ -170,6 +170,6 @@ def test_only_the_owner_removes_a_note(app, consultant, crm, tmp_path):
     someone_else = db.session.scalar(select(User).where(User.email == other.email))
 
     with pytest.raises(privacy.PrivacyError, match="your own mailbox"):
-        privacy.remove_note(db.session, services.get().documents, someone_else, note.id)
+        privacy.remove_note(db.session, resources.get().documents, someone_else, note.id)
 
     assert db.session.scalar(select(func.count(Note.id))) == 1

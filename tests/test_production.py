@@ -15,12 +15,12 @@ import pytest
 import requests
 from flask_migrate import stamp
 
+from devkit.builders import build_message, minimal_pdf
 from rolsync import logs
 from rolsync.config import ConfigError, load_config
 from rolsync.extensions import db
 from rolsync.models import ImportRun, MailAccount
 from tests.conftest import _make_app, free_port, make_consultant, wait_for_port
-from tests.mail.builders import build_message, minimal_pdf
 from tests.web.conftest import PASSWORD, add_user, sign_in
 
 ROOT = Path(__file__).resolve().parent.parent

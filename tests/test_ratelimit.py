@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 import uuid
 
+import pytest
 from redis import Redis
 
 from rolsync.ratelimit import Limit, RateLimiter
@@ -30,6 +31,7 @@ def test_a_key_is_blocked_at_the_limit_until_its_window_ends():
         redis.close()
 
 
+@pytest.mark.slow  # waits for a connection timeout
 def test_without_redis_nobody_is_locked_out():
     redis = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
     try:

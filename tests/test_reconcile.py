@@ -5,10 +5,10 @@ import json
 
 from sqlalchemy import delete, select
 
+from devkit.builders import build_message
 from rolsync import notes
 from rolsync.extensions import db
 from rolsync.models import FolderState, ImportedMessage
-from tests.mail.builders import build_message
 from tests.test_importer import _set_rules
 
 BUCKETS = ("imported", "warned", "failed", "before_first_run", "not_read_yet", "unaccounted")

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from devkit.builders import build_message, minimal_pdf
 from rolsync import jobs, privacy, retention
 from rolsync.extensions import db
 from rolsync.models import Document, Erasure, FolderState, ImportedMessage, Note, StoredFile
-from tests.mail.builders import build_message, minimal_pdf
 
 OLD_CV = minimal_pdf("An old curriculum")
 NEW_CV = minimal_pdf("A recent curriculum")

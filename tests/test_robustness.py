@@ -6,12 +6,12 @@ import os
 
 from sqlalchemy import select
 
+from devkit.builders import build_message, build_tnef, minimal_docx, minimal_pdf, raw_message
 from rolsync.extensions import db
 from rolsync.importer import dedupe_key
 from rolsync.mail.imap import FetchedMessage
 from rolsync.mail.parse import parse_message
 from rolsync.models import ImportedMessage
-from tests.mail.builders import build_message, build_tnef, minimal_docx, minimal_pdf, raw_message
 
 CAROL = "carol@client.example"
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from devkit.builders import build_message, minimal_pdf, tiny_png
 from rolsync.extensions import db
 from rolsync.models import ImportedMessage
 from tests.conftest import load_crm
-from tests.mail.builders import build_message, minimal_pdf, tiny_png
 
 ROOT = Path(__file__).resolve().parent.parent
 CAROL = "carol@client.example"
@@ -171,7 +171,7 @@ def test_a_new_version_applies_to_the_next_import_and_names_itself(consultant, c
 
 
 def test_a_running_worker_picks_up_a_new_version_without_restart(consultant, crm, tmp_path):
-    from rolsync import jobs, services
+    from rolsync import jobs, resources
     from rolsync.models import MailAccount
 
     env = {**os.environ, **consultant.app.config["TEST_ENV"], "ROLSYNC_POLL_INTERVAL_SECONDS": "1",
@@ -184,7 +184,7 @@ def test_a_running_worker_picks_up_a_new_version_without_restart(consultant, crm
         account_id = db.session.scalar(select(MailAccount.id))
         consultant.deliver("INBOX", build_message(from_=CAROL, to=consultant.email, subject="First", text="x",
                                                   attachments=[("a.png", "image/png", tiny_png())]))
-        jobs.enqueue_import(services.get().queue, account_id)
+        jobs.enqueue_import(resources.get().queue, account_id)
 
         def wait_for(subject):
             deadline = time.monotonic() + 60

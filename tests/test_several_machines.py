@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from devkit.builders import build_message, minimal_pdf
 from rolsync.extensions import db
 from rolsync.models import ImportRun, MailAccount, StoredFile
 from tests.conftest import _make_app, make_consultant
-from tests.mail.builders import build_message, minimal_pdf
 from tests.test_worker_faults import (
     CAROL,
     FAST,

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from rolsync import push, services
+from devkit.builders import build_message
+from devkit.dovecot import DovecotServer
+from rolsync import push, resources
 from rolsync.extensions import db
 from rolsync.models import ImportRun, MailAccount, Note
 from rolsync.watcher import is_bye, is_new_mail
 from tests.conftest import _make_app, load_crm, make_consultant
-from tests.mail.builders import build_message
-from tests.support.dovecot import DovecotServer
 from tests.test_worker_faults import assert_each_message_once, descendants, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,12 +112,12 @@ def processes():
 
 
 def live(account_id: int) -> str | None:
-    svc = services.get()
+    svc = resources.get()
     return push.live_state(svc.redis, svc.queue.name, account_id)
 
 
 def lease_holder(account_id: int) -> bytes | None:
-    svc = services.get()
+    svc = resources.get()
     return svc.redis.get(push.lease_key(svc.queue.name, account_id))
 
 

@@ -23,12 +23,12 @@ import pytest
 from rq.exceptions import InvalidJobOperation
 from sqlalchemy import func, select
 
-from rolsync import jobs, services
+from devkit.builders import build_message, minimal_pdf
+from devkit.dovecot import DovecotServer
+from rolsync import jobs, resources
 from rolsync.extensions import db
 from rolsync.models import ImportRun, MailAccount, Note, StoredFile
 from tests.conftest import _make_app, make_consultant
-from tests.mail.builders import build_message, minimal_pdf
-from tests.support.dovecot import DovecotServer
 
 ROOT = Path(__file__).resolve().parent.parent
 CAROL = "carol@client.example"
@@ -200,7 +200,7 @@ def test_two_workers_and_many_enqueues_run_one_import_at_a_time(fast_app, doveco
     allow_first_run(consultant, tmp_path)
     consultant.deliver_many("INBOX", corpus(consultant, 250))
     account_id = db.session.scalar(select(MailAccount.id))
-    queue = services.get().queue
+    queue = resources.get().queue
     workers(fast_app)
     workers(fast_app)
     created = 0
@@ -234,7 +234,7 @@ def test_a_message_slower_than_the_lock_lets_no_second_import_start(fast_app, do
     consultant.deliver_many("INBOX", [build_message(from_=CAROL, to=consultant.email, subject=subject, text="x")
                                       for subject in subjects])
     account_id = db.session.scalar(select(MailAccount.id))
-    queue = services.get().queue
+    queue = resources.get().queue
     started = [workers(fast_app, slow=True), workers(fast_app, slow=True)]
     # Besides both workers' schedulers (every second), enqueue as eagerly as a dispatcher could.
     deadline = time.monotonic() + slow + 5
@@ -256,7 +256,7 @@ def test_the_job_timeout_is_not_swallowed_by_the_import(fast_app, dovecot, tmp_p
     consultant = make_consultant(fast_app, dovecot, tmp_path)
     consultant.deliver("INBOX", build_message(from_=CAROL, to=consultant.email, subject="Endless SLOW-60", text="x"))
     account_id = db.session.scalar(select(MailAccount.id))
-    job, _ = jobs.enqueue_import(services.get().queue, account_id)
+    job, _ = jobs.enqueue_import(resources.get().queue, account_id)
     job.timeout = 4
     job.retries_left = 0  # one attempt is enough to see how it ends
     job.save()
@@ -280,7 +280,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(fast_app, doveco
     allow_first_run(consultant, tmp_path)
     consultant.deliver_many("INBOX", corpus(consultant, 600))
     account_id = db.session.scalar(select(MailAccount.id))
-    svc = services.get()
+    svc = resources.get()
     rng = random.Random(int(os.environ.get("ROLSYNC_TEST_SEED", "20261127")))
     counts_at_kill = []
     for _ in range(KILLS):
@@ -386,7 +386,7 @@ def test_a_connection_cut_or_stalled_mid_fetch_is_retried_and_resumed(fast_app, 
         allow_first_run(consultant, tmp_path)
         consultant.deliver_many("INBOX", corpus(consultant, 120))
         account_id = db.session.scalar(select(MailAccount.id))
-        jobs.enqueue_import(services.get().queue, account_id)
+        jobs.enqueue_import(resources.get().queue, account_id)
         workers(fast_app)
         wait_until(lambda: note_count() == 120, timeout=120, message="all notes after the fault")
         assert proxy.broken >= 1, "the proxy never broke a connection"
@@ -408,7 +408,7 @@ def test_dovecot_restarted_during_a_run(fast_app, tmp_path, workers):
         allow_first_run(consultant, tmp_path)
         consultant.deliver_many("INBOX", corpus(consultant, 300))
         account_id = db.session.scalar(select(MailAccount.id))
-        jobs.enqueue_import(services.get().queue, account_id)
+        jobs.enqueue_import(resources.get().queue, account_id)
         workers(fast_app)
         wait_until(lambda: note_count() >= 20, timeout=60, message="the run to be under way")
         server.restart()
@@ -429,7 +429,7 @@ def test_three_refused_logins_pause_the_account_until_the_password_is_fixed(fast
     configure = ["mail", "configure", consultant.email, "--host", dovecot.host, "--port", str(dovecot.ssl_port),
                  "--username", consultant.username, "--password-stdin", "--ca-file", str(tmp_path / "ca.pem")]
     assert consultant.cli(*configure, input="not-the-password\n").exit_code == 0
-    svc = services.get()
+    svc = resources.get()
     account = db.session.scalar(select(MailAccount))
 
     job, _ = jobs.enqueue_import(svc.queue, account.id)

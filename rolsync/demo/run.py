@@ -29,11 +29,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
 
-from rolsync.demo import corpus
-from rolsync.demo import crm as sample
+try:
+    from devkit import dovecot
+    from devkit import sample_crm as sample
+    from devkit import sample_mail as corpus
+except ImportError as exc:  # rolsync without its checkout
+    raise ImportError("the demo runs from a checkout of rolsync, whose devkit/ (the test Dovecot, the sample "
+                      "mailbox and CRM) it uses; run `make demo` there") from exc
 
 ROOT = Path(__file__).resolve().parents[2]
-"""The checkout: the demo runs `wsgi` and `worker.py` from here, and reuses the tests' Dovecot."""
+"""The checkout: the demo runs `wsgi` and `worker.py` from here, and uses devkit's Dovecot."""
 
 START_TIMEOUT = 30.0
 """Seconds for the web server to answer."""
@@ -69,7 +74,7 @@ class _Child:
     log_path: Path
 
     def log_tail(self, lines: int = 20) -> str:
-        return _dovecot().file_tail(self.log_path, lines)
+        return dovecot.file_tail(self.log_path, lines)
 
 
 @dataclass
@@ -89,7 +94,7 @@ class Demo:
         self.out = out
         self.queue_name = f"rolsync-demo-{uuid.uuid4().hex[:10]}"
         self.base_dir: Path | None = None
-        self.dovecot = None
+        self.dovecot: dovecot.DovecotServer | None = None
         self.children: list[_Child] = []
         self.credentials = Credentials()
         self.account_id: int | None = None
@@ -160,7 +165,7 @@ class Demo:
 
     def _check_machine(self) -> None:
         """Fail before starting anything, with what to do about it."""
-        if not Path(_dovecot().DOVECOT_BINARY).exists():
+        if not Path(dovecot.DOVECOT_BINARY).exists():
             raise DemoError("Dovecot is not installed; `make demo` installs it (scripts/system-deps.sh)")
         if os.geteuid() != 0:
             raise DemoError("the demo's Dovecot needs root to hand the mailbox to Debian's `mail` user; "
@@ -182,6 +187,7 @@ class Demo:
 
     def _environment(self) -> dict[str, str]:
         """The settings this process, the web server and the worker share: all pointing into base_dir."""
+        assert self.base_dir is not None, "made by run()"
         instance = self.base_dir / "instance"
         env = {key: value for key, value in os.environ.items()
                if not key.startswith("ROLSYNC_") and key not in _OWN_SETTINGS}
@@ -208,19 +214,19 @@ class Demo:
     def _start_mailbox(self) -> None:
         """A Dovecot on loopback holding the consultant's Inbox and Sent folder."""
         self.say("Starting a local IMAP server (Dovecot) with a sample mailbox…")
-        dovecot = _dovecot()
-        self.dovecot = dovecot.DovecotServer(self.base_dir / "dovecot")
+        assert self.base_dir is not None, "made by run()"
+        server = self.dovecot = dovecot.DovecotServer(self.base_dir / "dovecot")
         try:
             with self._uninterrupted():
-                self.dovecot.start()
+                server.start()
         except dovecot.DovecotError as exc:
             raise DemoError(f"the local Dovecot did not start: {exc}") from exc
         user, password = sample.CONSULTANT.email, self.credentials.mailbox
-        self.dovecot.add_user(user, password)
-        self.dovecot.create_folder(user, password, corpus.SENT, special_use="\\Sent")
+        server.add_user(user, password)
+        server.create_folder(user, password, corpus.SENT, special_use="\\Sent")
         end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
         messages = corpus.build_mailbox(end, seed=self.options.seed)
-        with self.dovecot.client(user, password) as client:
+        with server.client(user, password) as client:
             for folder in (corpus.INBOX, corpus.SENT):
                 client.multiappend(folder, [
                     {"msg": m.raw, "flags": [b"\\Seen"] if m.seen else [], "date": m.date}
@@ -232,16 +238,17 @@ class Demo:
     # -- the database: schema, CRM, users, the consultant's mailbox ------------------------
 
     def _prepare_app(self, env: dict[str, str]):
-        from rolsync import accounts, create_app, services
+        from rolsync import accounts, create_app, resources
         from rolsync.extensions import db
-        from rolsync.importer import settings_for
         from rolsync.mail.imap import test_connection
         from rolsync.models import Role
+
+        assert self.dovecot is not None, "started by _start_mailbox()"
 
         self._run_to_log("database", [sys.executable, "-m", "flask", "db", "upgrade"], env)
         app = create_app()
         with app.app_context():
-            svc = services.get()
+            svc = resources.get()
             added = sample.load(db.session, svc.documents)
             self.say(f"Loaded a sample CRM: {added} contacts and candidates at {len(sample.COMPANIES)} companies")
             accounts.create_user(db.session, sample.ADMIN.email, self.credentials.admin, name=sample.ADMIN.name,
@@ -254,7 +261,7 @@ class Demo:
                 host=self.dovecot.host, port=self.dovecot.ssl_port, security="ssl",
                 username=sample.CONSULTANT.email, password=self.credentials.mailbox, ca_pem=self.dovecot.ca_pem))
             db.session.commit()
-            report = test_connection(settings_for(account, svc.secrets, timeout=15))
+            report = test_connection(svc.imap_settings(account, 15))
             if not report.ok:
                 raise DemoError(f"the connection test of the sample mailbox failed: {report.code}: {report.message}")
             self.say(f"Configured {sample.CONSULTANT.name}'s mailbox; connection test: {report.message}")
@@ -293,6 +300,7 @@ class Demo:
             raise DemoError(f"`{' '.join(argv[1:])}` failed (exit status {result.returncode}):\n{tail}")
 
     def _log_path(self, name: str) -> Path:
+        assert self.base_dir is not None, "made by run()"
         log_dir = self.base_dir / "logs"
         log_dir.mkdir(exist_ok=True)
         return log_dir / f"{name.replace(' ', '-')}.log"
@@ -320,17 +328,19 @@ class Demo:
         """Queue the first import the way Import now does, and wait until the worker has done it."""
         from rq.job import JobStatus
 
-        from rolsync import jobs, services
+        from rolsync import jobs, resources
         from rolsync.extensions import db
         from rolsync.rules.store import active_rules
 
+        assert self.account_id is not None, "set by _prepare_app()"
+        account_id = self.account_id
         started = time.monotonic()
         with app.app_context():
             first_run = active_rules(db.session).definition["first_run"]
             self.say(f"Importing the mailbox; a first run reads the newest {first_run['inbox']} messages of the "
                      f"Inbox and {first_run['sent']} of Sent (an Import rules setting)…")
-            queue = services.get().queue
-            job, _created = jobs.enqueue_import(queue, self.account_id)
+            queue = resources.get().queue
+            job, _created = jobs.enqueue_import(queue, account_id)
             deadline = started + self.options.import_timeout
             shown = None
             while True:
@@ -342,7 +352,7 @@ class Demo:
                         break
                     # The run handed over to a new job (ROLSYNC_IMPORT_RUN_MESSAGES); wait for that one.
                     time.sleep(1)
-                    job = jobs.enqueue_import(queue, self.account_id)[0]
+                    job = jobs.enqueue_import(queue, account_id)[0]
                     continue
                 if status == JobStatus.FAILED:
                     latest = job.latest_result()
@@ -370,11 +380,12 @@ class Demo:
         admin = session.scalar(select(User).where(User.email == sample.ADMIN.email))
         notes = session.scalar(select(func.count(Note.id)))
         documents = session.scalar(select(func.count(Document.id)))
-        records = (session.scalar(select(func.count(func.distinct(Note.contact_id))))
-                   + session.scalar(select(func.count(func.distinct(Note.candidate_id)))))
+        records = ((session.scalar(select(func.count(func.distinct(Note.contact_id)))) or 0)
+                   + (session.scalar(select(func.count(func.distinct(Note.candidate_id)))) or 0))
         open_warnings = session.execute(
             select(ImportWarning.kind, func.count(ImportWarning.id))
             .where(ImportWarning.status == WarningStatus.OPEN.value).group_by(ImportWarning.kind)).all()
+        assert admin is not None, "created by _prepare_app()"
         decided = outcomes(session, admin)
         self.say(f"First import done in {seconds:.0f} s: {sum(c.count for c in decided)} messages decided")
         self.say(f"  notes: {notes} on {records} records; documents: {documents}")
@@ -414,7 +425,7 @@ class Demo:
     def _stop_everything(self) -> None:
         """Stop the web server, the worker (and its scheduler children), Dovecot; forget all state."""
         for child in reversed(self.children):
-            _dovecot().stop_process_group(child.process, STOP_TIMEOUT)
+            dovecot.stop_process_group(child.process, STOP_TIMEOUT)
         self.children.clear()
         if self.dovecot is not None:
             self.dovecot.stop()
@@ -456,13 +467,3 @@ class Demo:
             pass  # everything here carries this run's unique queue name; no later run reads it
 
 
-def _dovecot():
-    """The test suite's Dovecot fixture (tests/support/dovecot.py), which the demo shares rather than copies."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    try:
-        from tests.support import dovecot
-    except ImportError as exc:
-        raise DemoError(f"the demo runs from a checkout of rolsync, whose tests/support/dovecot.py it uses "
-                        f"({exc}); run `make demo` there") from exc
-    return dovecot

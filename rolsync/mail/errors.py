@@ -53,6 +53,7 @@ class AuthFailed(MailError):
     """The server refused the username or password."""
 
     code = "auth_failed"
+    access_revoked = False  # OAuth access withdrawn: only connecting the mailbox again helps
     default_message = "The mail server did not accept the username or password."
     default_hint = (
         "Check the username (often your full e-mail address) and the password. "

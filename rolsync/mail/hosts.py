@@ -73,8 +73,8 @@ class HostPolicy:
                    for name in self.allowed_names)
 
     def address_allowed(self, address: IPAddress) -> bool:
-        if address.version == 6 and address.ipv4_mapped is not None:  # type: ignore[union-attr]
-            address = address.ipv4_mapped  # type: ignore[union-attr]
+        if address.version == 6 and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
         if any(address in network for network in self.allowed_networks):
             return True
         if address in METADATA_ADDRESSES or address.is_unspecified or address.is_multicast or address.is_link_local:

@@ -618,7 +618,7 @@ class MailboxSession:
                     pending = prefetch.submit(self._fetch_batch, plan[number + 1][0], too_large)
                 if fetched:
                     yield fetched
-                fetched = None  # not held while the next batch arrives
+                del fetched  # not held while the next batch arrives
 
     def _fetch_batch(self, batch: list[int], too_large: dict[int, int] | None = None) -> list[FetchedMessage]:
         """The batch's messages; those in `too_large` without their bodies (their dates and ids only)."""
@@ -686,7 +686,7 @@ def test_connection(settings: ImapSettings) -> ConnectionReport:
     try:
         with MailboxSession(settings) as session:
             folders = session.find_folders()
-            session.status(folders["inbox"])
+            session.status(folders["inbox"] or "INBOX")
     except MailError as error:
         return ConnectionReport(
             ok=False, code=error.code, message=error.message, hint=error.hint

@@ -201,7 +201,7 @@ class _Host:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pid: int | None = None
-        self._host: durable_engine.Host | None = None
+        self._host: durable_engine.Host = None  # made in the process that uses it (see post)
         self._registered: set[str] = set()
         self._decisions: dict[tuple, dict] = {}
 

@@ -1,4 +1,4 @@
-"""The web panel's blueprints, and what every page shares: sign-in guard, security headers, error pages."""
+"""The web panel's blueprints, and what every page shares: security, error pages, template helpers."""
 from __future__ import annotations
 
 from flask import Flask
@@ -6,11 +6,30 @@ from flask import Flask
 
 def register_blueprints(app: Flask) -> None:
     """Register every area of the panel on `app` (the factory calls this)."""
-    from rolsync.web import (auth, dashboard, firstrun, history, mailboxes, metrics, oauth, preferences, privacy,
-                             probes, providers, records, rules, users, warnings)
-    from rolsync.web.setup import init_web
+    from rolsync.web import (
+        auth,
+        dashboard,
+        firstrun,
+        history,
+        mailboxes,
+        metrics,
+        oauth,
+        preferences,
+        privacy,
+        probes,
+        providers,
+        records,
+        rules,
+        users,
+        warnings,
+    )
+    from rolsync.web.errors import init_error_pages
+    from rolsync.web.security import init_security
+    from rolsync.web.templating import init_templating
 
-    init_web(app)
+    init_security(app)
+    init_error_pages(app)
+    init_templating(app)
     for area in (probes, auth, firstrun, dashboard, preferences, oauth, warnings, records, history, users, mailboxes,
                  rules, providers, privacy, metrics):
         app.register_blueprint(area.bp)

@@ -41,7 +41,7 @@ def sign_in(db_session: Session, user: User) -> None:
     """Sign `user` in with a fresh cookie session and its server-side row (the sign-in and setup pages)."""
     from flask_login import login_user
 
-    from rolsync.web.setup import password_fingerprint  # setup imports this module
+    from rolsync.web.security import password_fingerprint  # security imports this module
 
     session.clear()  # nothing carried over from before sign-in
     login_user(user)

@@ -9,8 +9,9 @@ from xml.etree import ElementTree
 
 from sqlalchemy import func, select
 
-from rolsync.demo import corpus, files
-from rolsync.demo import crm as sample
+from devkit import sample_crm as sample
+from devkit import sample_files as files
+from devkit import sample_mail as corpus
 from rolsync.extensions import db
 from rolsync.mail.parse import parse_message
 from rolsync.models import Candidate, Company, Contact
@@ -100,9 +101,9 @@ def test_the_sample_crm_loads_through_flask_crm_load(sqlite_app, tmp_path):
 
 
 def test_loading_the_sample_crm_relates_group_companies(sqlite_app):
-    from rolsync import services
+    from rolsync import resources
 
-    added = sample.load(db.session, services.get().documents)
+    added = sample.load(db.session, resources.get().documents)
     db.session.commit()
     assert added == len(sample.CONTACTS) + len(sample.CANDIDATES)
     assert db.session.scalar(select(func.count(Contact.id))) == len(sample.CONTACTS)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from playwright.sync_api import expect
 
-from rolsync.demo import crm as sample
+from devkit import sample_crm as sample
+from devkit.dovecot import free_port
 from tests.conftest import TEST_REDIS_URL
-from tests.support.dovecot import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 READY = "Press Ctrl-C"

@@ -14,10 +14,10 @@ from datetime import datetime, timezone
 import pytest
 import trustme
 
+from devkit.dovecot import DovecotServer, free_port
 from rolsync.mail import imap
 from rolsync.mail.errors import AuthFailed, FolderNotFound, TlsError
 from rolsync.mail.imap import ImapSettings, MailboxSession, Security
-from tests.support.dovecot import DovecotServer, free_port
 
 _user_numbers = itertools.count(1)
 

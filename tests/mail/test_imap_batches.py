@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import itertools
 
+from devkit.builders import build_message
 from rolsync.mail.imap import ImapSettings, MailboxSession, Security
-from tests.mail.builders import build_message
 
 _users = itertools.count(1)
 

@@ -9,7 +9,7 @@ from email import policy
 import pytest
 
 from rolsync.mail.parse import Attachment, MessageUnreadable, normalise_address, parse_message, snippet
-from tests.mail.builders import (build_message, build_tnef, minimal_docx, minimal_pdf, raw_message,
+from devkit.builders import (build_message, build_tnef, minimal_docx, minimal_pdf, raw_message,
                                  tiny_png)
 
 BASIC = [("From", "jane@example.org"), ("To", "consultant@acme.com"), ("Subject", "Test"),

@@ -8,7 +8,7 @@ import pytest
 
 from rolsync.mail.parse import ParseLimits, parse_message, parse_or_failure
 from rolsync.mail.parse.limits import OverBudget
-from tests.mail.builders import build_message, build_tnef, minimal_pdf, raw_message
+from devkit.builders import build_message, build_tnef, minimal_pdf, raw_message
 from tests.mail.test_parse import BASIC, mixed_message, multipart
 
 BOTH = pytest.mark.parametrize("careful", [False, True], ids=["fast", "careful"])

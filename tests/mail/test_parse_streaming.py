@@ -14,7 +14,7 @@ import pytest
 import rolsync.mail.parse.attachments as attachments
 import rolsync.mail.parse.careful as careful
 from rolsync.mail.parse import parse_message
-from tests.mail.builders import build_message, build_tnef, minimal_docx, minimal_pdf, raw_message, tiny_png
+from devkit.builders import build_message, build_tnef, minimal_docx, minimal_pdf, raw_message, tiny_png
 
 
 def _result(raw: bytes) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from rolsync.rules import CompiledRules, RuleSetInvalid, default_rules, validate
-from rolsync.rules.conditions import MessageFacts, AttachmentFacts, looks_automatic
+from rolsync.rules.conditions import AttachmentFacts, MessageFacts, looks_automatic
 from rolsync.rules.engine import MessageAction
 
 

@@ -1,8 +1,7 @@
 """The engine answers a repeated question from memory: same decision, no second post to durable_rules."""
 from __future__ import annotations
 
-from rolsync.rules import CompiledRules, default_rules
-from rolsync.rules import engine
+from rolsync.rules import CompiledRules, default_rules, engine
 
 
 def test_a_repeated_question_is_answered_without_a_post(monkeypatch):

@@ -7,9 +7,9 @@ import sys
 import time
 
 import worker
-from rolsync import importer
+from rolsync.importer import batch
 
-_decide = importer.decide
+_decide = batch.decide
 
 
 def slow_decide(session, rules, parsed, *args, **kwargs):
@@ -19,7 +19,7 @@ def slow_decide(session, rules, parsed, *args, **kwargs):
     return _decide(session, rules, parsed, *args, **kwargs)
 
 
-importer.decide = slow_decide
+batch.decide = slow_decide
 
 if __name__ == "__main__":
     sys.exit(worker.main())

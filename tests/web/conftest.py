@@ -106,10 +106,10 @@ def clear_import_job(app, account_id: int) -> None:
     from rq.exceptions import NoSuchJobError
     from rq.job import Job
 
-    from rolsync import jobs, services
+    from rolsync import jobs, resources
 
     with app.app_context():
-        svc = services.get()
+        svc = resources.get()
         try:
             job = Job.fetch(jobs.job_id_for(account_id), connection=svc.redis)
         except NoSuchJobError:

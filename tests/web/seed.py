@@ -5,7 +5,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from rolsync import crm, notes, services
+from devkit.builders import build_message, minimal_pdf
+from rolsync import crm, notes, resources
 from rolsync.extensions import db
 from rolsync.mail.parse import parse_message, snippet
 from rolsync.matching import find_records
@@ -21,7 +22,6 @@ from rolsync.models import (
     WarningKind,
 )
 from rolsync.rules.store import active_rules
-from tests.mail.builders import build_message, minimal_pdf
 
 ROWS = [
     crm.CrmRow(RecordKind.CONTACT, "Carol Client", "carol@client.example", "Client Ltd"),
@@ -52,7 +52,7 @@ def seed_crm(app, owner_id: int) -> Seeded:
                             attachments=[("cv.pdf", "application/pdf", minimal_pdf())])
         parsed = parse_message(raw)
         carol = find_records(db.session, ["carol@client.example"])["carol@client.example"].contacts
-        notes.save_message_as_notes(db.session, services.get().documents, active_rules(db.session), parsed,
+        notes.save_message_as_notes(db.session, resources.get().documents, active_rules(db.session), parsed,
                                     user_id=owner_id, folder="INBOX", direction=Direction.RECEIVED, records=carol)
         db.session.commit()
         document = db.session.scalar(select(Document))
@@ -68,8 +68,10 @@ def seed_duplicate_warning(app, owner_id: int, *, subject: str = "Budget for the
         raw = build_message(from_=f"Dan <{address}>", to="me@agency.example", subject=subject, text=text,
                             attachments=[("budget.pdf", "application/pdf", minimal_pdf())])
         parsed = parse_message(raw)
-        store = services.get().documents
-        sha = notes.store_bytes(db.session, store, raw)
+        store = resources.get().documents
+        writer = notes.NoteWriter(db.session, store)
+        sha = writer.store_bytes(raw)
+        writer.flush()
         key = notes.message_key(parsed)
         holders = find_records(db.session, [address])[address].contacts
         warning = ImportWarning(

@@ -13,13 +13,13 @@ ANON, OWNER, OTHER, ADMIN = "anonymous", "owner", "other user", "admin"
 
 
 def _configure_mailbox(app, user_id: int) -> int:
-    from rolsync import accounts, services
+    from rolsync import accounts, resources
     from rolsync.extensions import db
     from rolsync.models import User
 
     with app.app_context():
         user = db.session.get(User, user_id)
-        account = accounts.configure_mailbox(db.session, services.get().secrets, user, accounts.MailboxForm(
+        account = accounts.configure_mailbox(db.session, resources.get().secrets, user, accounts.MailboxForm(
             host="imap.agency.example", port=993, security="ssl", username=user.email, password="imap-secret-1"))
         db.session.commit()
         return account.id

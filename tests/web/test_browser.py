@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from devkit.builders import build_message, minimal_pdf
 from tests.conftest import load_crm, make_consultant
-from tests.mail.builders import build_message, minimal_pdf
 from tests.web.conftest import add_user, clear_import_job
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -84,10 +84,10 @@ def test_the_page_draws_svg_charts_without_script(app, user):
 
 
 def test_admins_see_every_mailbox_and_users_do_not(app, admin, user):
-    from rolsync import accounts, services
+    from rolsync import accounts, resources
 
     with app.app_context():
-        account = accounts.configure_mailbox(db.session, services.get().secrets, db.session.get(User, user.id),
+        account = accounts.configure_mailbox(db.session, resources.get().secrets, db.session.get(User, user.id),
                                              accounts.MailboxForm(host="imap.agency.example", port=993,
                                                                   security="ssl", username=user.email,
                                                                   password="imap-secret-1"))
@@ -119,11 +119,11 @@ def test_chart_geometry():
 
 
 def test_admins_see_the_import_queue(app, admin, user, import_jobs):
-    from rolsync import accounts, jobs, services
+    from rolsync import accounts, jobs, resources
     from tests.web.conftest import clear_import_job
 
     with app.app_context():
-        account = accounts.configure_mailbox(db.session, services.get().secrets, db.session.get(User, user.id),
+        account = accounts.configure_mailbox(db.session, resources.get().secrets, db.session.get(User, user.id),
                                              accounts.MailboxForm(host="imap.agency.example", port=993,
                                                                   security="ssl", username=user.email,
                                                                   password="imap-secret-1"))
@@ -133,7 +133,7 @@ def test_admins_see_the_import_queue(app, admin, user, import_jobs):
     import_jobs.append(account_id)
     assert "Nothing queued, running or failed." in admin.client.get("/").get_data(as_text=True)
     with app.app_context():
-        jobs.enqueue_import(services.get().queue, account_id)
+        jobs.enqueue_import(resources.get().queue, account_id)
     html = admin.client.get("/").get_data(as_text=True)
     section = html[html.index("Import queue"):]
     assert user.email in section and ">Queued</span>" in section

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from devkit.builders import build_message
 from tests.conftest import load_crm, make_consultant
-from tests.mail.builders import build_message
 from tests.web.conftest import add_user, clear_import_job
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -279,12 +279,12 @@ def test_long_values_stay_inside_their_boxes_and_the_phone_navigation_shows_ever
     add_user(app, email=f"{'x' * 60}@{'very-long-subdomain.' * 6}agency.example", name=long_name)
     host = ("mail-" + "very-long-label-" * 3 + "x.") * 4 + "example.com"
     with app.app_context():
-        from rolsync import accounts, services
+        from rolsync import accounts, resources
         from rolsync.extensions import db
         from rolsync.models import User
 
         owner = db.session.get(User, admin.id)
-        accounts.configure_mailbox(db.session, services.get().secrets, owner, accounts.MailboxForm(
+        accounts.configure_mailbox(db.session, resources.get().secrets, owner, accounts.MailboxForm(
             host=host, port=993, security="ssl", username="someone@" + "long-domain-" * 10 + "example.com",
             password="mailbox-password"))
         db.session.commit()

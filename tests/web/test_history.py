@@ -5,9 +5,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from devkit.builders import build_message
 from rolsync.extensions import db
 from rolsync.models import ImportedMessage
-from tests.mail.builders import build_message
 from tests.web.conftest import sign_in
 
 

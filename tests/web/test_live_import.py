@@ -4,14 +4,14 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
-from rolsync import accounts, push, services
+from rolsync import accounts, push, resources
 from rolsync.extensions import db
 from rolsync.models import ImportedMessage, MailAccount, User
 
 
 def _mailbox(user_id: int) -> int:
     user = db.session.get(User, user_id)
-    account = accounts.configure_mailbox(db.session, services.get().secrets, user, accounts.MailboxForm(
+    account = accounts.configure_mailbox(db.session, resources.get().secrets, user, accounts.MailboxForm(
         host="imap.agency.example", port=993, security="ssl", username=user.email, password="imap-secret-1"))
     db.session.commit()
     return account.id
@@ -24,7 +24,7 @@ def _new_mail_line(html: str) -> str:
 
 
 def _mark_live(account_id: int, what: str | None) -> None:
-    svc = services.get()
+    svc = resources.get()
     key = push.live_key(svc.queue.name, account_id)
     if what is None:
         svc.redis.delete(key)

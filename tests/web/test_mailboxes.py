@@ -5,9 +5,9 @@ import re
 
 from sqlalchemy import select
 
+from devkit.builders import build_message
 from rolsync.extensions import db
 from rolsync.models import MailAccount
-from tests.mail.builders import build_message
 from tests.web.conftest import sign_in
 
 

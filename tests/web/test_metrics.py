@@ -5,7 +5,7 @@ import ipaddress
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.mail.builders import build_message
+from devkit.builders import build_message
 
 TOKEN = "scrape-token-0123456789"
 

@@ -8,8 +8,8 @@ import uuid
 
 from playwright.sync_api import expect
 
+from devkit.builders import build_message
 from tests.conftest import load_crm
-from tests.mail.builders import build_message
 from tests.web.conftest import add_user, clear_import_job
 from tests.web.test_browser import CRM, _account_id, _run_worker, sign_in
 

@@ -8,7 +8,7 @@ import pytest
 from rq.job import Job, JobStatus
 from sqlalchemy import func, select
 
-from rolsync import jobs, services
+from rolsync import jobs, resources
 from rolsync.extensions import db
 from rolsync.models import ImportRun, MailAccount, User
 from tests.web.conftest import PASSWORD, clear_import_job, sign_in
@@ -65,7 +65,7 @@ def test_save_changes_and_test_connection_succeeds_against_dovecot(app, user, ma
     assert (account.host, account.port, account.security, account.username) == (
         mailbox["host"], mailbox["port"], "ssl", mailbox["username"])
     assert account.password_encrypted != mailbox["password"]
-    assert services.get().secrets.decrypt(account.password_encrypted) == mailbox["password"]
+    assert resources.get().secrets.decrypt(account.password_encrypted) == mailbox["password"]
     # The result is shown once; the password never.
     again = user.client.get("/preferences").get_data(as_text=True)
     assert "Mailbox connection successful" not in again
@@ -126,12 +126,12 @@ def test_test_connection_to_loopback_is_refused_under_the_production_policy(app,
 
     from rolsync.mail.hosts import HostPolicy
 
-    services.get().__dict__["host_policy"] = HostPolicy.from_settings(False, "")  # ROLSYNC_ENV=production
+    resources.get().__dict__["host_policy"] = HostPolicy.from_settings(False, "")  # ROLSYNC_ENV=production
     html = user.client.post("/preferences/test", follow_redirects=True).get_data(as_text=True)
     assert "not allowed to connect to this mail server" in html
     assert "Mailbox connection successful" not in html
     # An admin's allowlist lets the on-premises server through again.
-    services.get().__dict__["host_policy"] = HostPolicy.from_settings(False, f"{mailbox['host']}/32")
+    resources.get().__dict__["host_policy"] = HostPolicy.from_settings(False, f"{mailbox['host']}/32")
     html = user.client.post("/preferences/test", follow_redirects=True).get_data(as_text=True)
     assert "Mailbox connection successful" in html
 
@@ -141,7 +141,7 @@ def test_test_connection_is_rate_limited_per_user(app, user, other_user, mailbox
     from rolsync.mail.hosts import HostPolicy
 
     # Refused before any network traffic: the limit is what is under test, not Dovecot.
-    services.get().__dict__["host_policy"] = HostPolicy.from_settings(False, "")
+    resources.get().__dict__["host_policy"] = HostPolicy.from_settings(False, "")
     user.client.post("/preferences/mailbox", data=_form(mailbox))
     user.client.post("/preferences/test")
     html = user.client.post("/preferences/test", follow_redirects=True).get_data(as_text=True)
@@ -248,7 +248,7 @@ def _save_account(app, user_id: int, **values) -> int:
     from rolsync import accounts
 
     user = db.session.get(User, user_id)
-    account = accounts.configure_mailbox(db.session, services.get().secrets, user, accounts.MailboxForm(
+    account = accounts.configure_mailbox(db.session, resources.get().secrets, user, accounts.MailboxForm(
         host="imap.agency.example", port=993, security="ssl", username=user.email, password="imap-secret-1"))
     for name, value in values.items():
         setattr(account, name, value)
@@ -263,14 +263,14 @@ def test_import_now_queues_one_job_and_shows_its_state(app, user, import_jobs):
 
     response = user.client.post("/preferences/import", follow_redirects=True)
     assert "The import is queued." in response.get_data(as_text=True)
-    job = Job.fetch(jobs.job_id_for(account_id), connection=services.get().redis)
-    assert job.origin == services.get().queue.name
+    job = Job.fetch(jobs.job_id_for(account_id), connection=resources.get().redis)
+    assert job.origin == resources.get().queue.name
     assert job.args == (account_id, True)  # asked for by a person: runs even with automatic sync off
     assert "imap-secret-1" not in repr(job.args) + repr(job.kwargs)
 
     again = user.client.post("/preferences/import", follow_redirects=True).get_data(as_text=True)
     assert "already queued or running" in again
-    assert services.get().queue.count == 1
+    assert resources.get().queue.count == 1
 
     state = user.client.get("/preferences/import-status.json").json
     assert state["state"] == "queued" and state["active"] is True
@@ -301,7 +301,7 @@ def test_import_now_imports_a_manual_only_mailbox_and_says_so(app, user, import_
     assert "The import is queued" in html
     assert "Automatic sync is off for this mailbox, so mail is imported only when you press Import now." in html
     assert "Manual only" in html
-    job = Job.fetch(jobs.job_id_for(account_id), connection=services.get().redis)
+    job = Job.fetch(jobs.job_id_for(account_id), connection=resources.get().redis)
     assert job.args == (account_id, True)
 
 

@@ -5,18 +5,18 @@ import json
 
 from sqlalchemy import func, select
 
-from rolsync import notes, privacy, services
+from devkit.builders import build_message
+from rolsync import notes, privacy, resources
 from rolsync.extensions import db
 from rolsync.models import Direction, MailAccount, Note, PendingMessage, User, Visibility
 from rolsync.records import RecordFilter, search_records
-from tests.mail.builders import build_message
 from tests.web.seed import seed_crm
 
 
 def _mailbox(app, user_id: int, visibility: Visibility) -> None:
     with app.app_context():
         db.session.add(MailAccount(user_id=user_id, host="imap.agency.example", username=f"u{user_id}@agency.example",
-                                   password_encrypted=services.get().secrets.encrypt("pw"),
+                                   password_encrypted=resources.get().secrets.encrypt("pw"),
                                    visibility=visibility.value))
         db.session.commit()
 
@@ -77,7 +77,7 @@ def test_held_mail_links_only_where_its_owners_visibility_allows(app, user, othe
     with app.app_context():
         raw = build_message(from_="newcomer@client.example", to="me@agency.example", subject="Held for later",
                             text="Kept until a record has this address.")
-        sha = notes.store_bytes(db.session, services.get().documents, raw)
+        sha = notes.store_bytes(db.session, resources.get().documents, raw)
         notes.hold_for_record(db.session, user_id=user.id, address="newcomer@client.example",
                               message_key="mid:held-1", raw_sha256=sha, folder="INBOX", direction=Direction.RECEIVED)
         db.session.commit()

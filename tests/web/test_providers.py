@@ -9,7 +9,7 @@ import re
 import pytest
 from sqlalchemy import select
 
-from rolsync import create_app, services
+from rolsync import create_app, resources
 from rolsync.extensions import db
 from rolsync.models import OAuthClient
 from tests.conftest import register_oauth_provider
@@ -70,7 +70,7 @@ def test_an_admin_saves_google_and_the_secret_is_stored_only_encrypted(app, admi
     assert GOOGLE_SECRET not in _database_text()
     row = db.session.get(OAuthClient, "google")
     assert (row.client_id, row.updated_by_id, row.tenant) == (GOOGLE_ID, admin.id, None)
-    assert services.get().oauth_providers["google"].client_secret == GOOGLE_SECRET
+    assert resources.get().oauth_providers["google"].client_secret == GOOGLE_SECRET
     audit = [r.getMessage() for r in caplog.records if r.name == "rolsync.oauth_clients"]
     assert audit == [f"{admin.email} saved the google client in the panel: client id {GOOGLE_ID}, secret replaced"]
     assert GOOGLE_SECRET not in caplog.text
@@ -78,7 +78,7 @@ def test_an_admin_saves_google_and_the_secret_is_stored_only_encrypted(app, admi
     # Saving again with the secret left empty keeps it.
     assert _save(admin.client, "google", client_id=GOOGLE_ID, client_secret="").status_code == 302
     db.session.expire_all()
-    assert services.get().oauth_providers["google"].client_secret == GOOGLE_SECRET
+    assert resources.get().oauth_providers["google"].client_secret == GOOGLE_SECRET
     assert "secret kept" in caplog.records[-1].getMessage()
     # ...but not for another client id: its secret is another one.
     response = _save(admin.client, "google", client_id="999-other.apps.googleusercontent.com", client_secret="")
@@ -115,7 +115,7 @@ def test_a_microsoft_tenant_is_a_guid_a_domain_or_a_keyword(app, admin, tenant, 
                      client_secret="abc8Q~secret.value_0123456789", tenant=tenant)
 
     assert response.status_code == 302, response.get_data(as_text=True)
-    microsoft = services.get().oauth_providers["microsoft"]
+    microsoft = resources.get().oauth_providers["microsoft"]
     assert microsoft.client_id == "1b2c3d4e-0000-4a5b-9c8d-0123456789ab"
     assert microsoft.authorize_url == f"https://login.microsoftonline.com/{saved}/oauth2/v2.0/authorize"
     assert microsoft.token_url == f"https://login.microsoftonline.com/{saved}/oauth2/v2.0/token"
@@ -144,7 +144,7 @@ def test_saving_needs_the_pages_csrf_token(admin, csrf_app):
 def test_a_provider_set_in_the_environment_is_read_only_and_wins(google, app, admin):
     from rolsync import oauth_clients
 
-    oauth_clients.save_client(db.session, services.get().secrets, "google", oauth_clients.ClientSettings(
+    oauth_clients.save_client(db.session, resources.get().secrets, "google", oauth_clients.ClientSettings(
         GOOGLE_ID, GOOGLE_SECRET), by=admin.user)
     db.session.commit()
 
@@ -153,7 +153,7 @@ def test_a_provider_set_in_the_environment_is_read_only_and_wins(google, app, ad
     assert "Set in the environment by whoever runs rolsync" in card
     assert google.client_id in card and "google-client_id" not in card and "Remove" not in card
     assert f"Settings saved here earlier (client ID <code>{GOOGLE_ID}</code>) are not used" in card
-    assert services.get().oauth_providers["google"].client_id == google.client_id
+    assert resources.get().oauth_providers["google"].client_id == google.client_id
     response = _save(admin.client, "google", client_id="1-x.apps.googleusercontent.com", client_secret="x" * 30)
     assert "is set in the environment by whoever runs rolsync" in admin.client.get(
         response.headers["Location"]).get_data(as_text=True)
@@ -167,7 +167,7 @@ def test_a_provider_set_up_only_in_the_panel_connects_and_imports_then_removing_
     # Another process, started before the change and never restarted: it must see the change too.
     other_process = create_app({"TESTING": True})
     with other_process.app_context():
-        assert services.get().oauth_providers == {}
+        assert resources.get().oauth_providers == {}
     mailbox = Mailbox(app, oauth_dovecot, oauth_server, tmp_path)
     assert "Connect with Google" not in mailbox.client.get("/preferences").get_data(as_text=True)
 
@@ -175,7 +175,7 @@ def test_a_provider_set_up_only_in_the_panel_connects_and_imports_then_removing_
                  client_secret=google_endpoints.client_secret).status_code == 302
 
     with other_process.app_context():
-        assert services.get().oauth_providers["google"].client_id == google_endpoints.client_id
+        assert resources.get().oauth_providers["google"].client_id == google_endpoints.client_id
         db.session.remove()
         db.engine.dispose()
     mailbox.deliver("Interview on Tuesday")

@@ -4,10 +4,10 @@ from __future__ import annotations
 from playwright.sync_api import expect
 from sqlalchemy import select
 
+from devkit.builders import build_message
 from rolsync.extensions import db
 from rolsync.models import MailAccount
 from tests.conftest import load_crm, make_consultant
-from tests.mail.builders import build_message
 from tests.web.conftest import add_user
 from tests.web.test_browser import CONSULTANT_PASSWORD, CRM, sign_in
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from devkit.builders import build_message, minimal_pdf
 from rolsync import crm
 from rolsync.extensions import db
 from rolsync.models import Company, Contact, EmailAddress, RecordKind
-from tests.mail.builders import build_message, minimal_pdf
 from tests.web.seed import seed_crm
 
 
@@ -60,7 +60,7 @@ def test_a_document_downloads_as_an_attachment_and_is_never_sniffed(app, user):
 
 
 def test_a_document_that_a_browser_would_run_comes_as_plain_bytes(app, user):
-    from rolsync import notes, services
+    from rolsync import notes, resources
     from rolsync.mail.parse import parse_message
     from rolsync.matching import find_records
     from rolsync.models import Direction, Document
@@ -71,7 +71,7 @@ def test_a_document_that_a_browser_would_run_comes_as_plain_bytes(app, user):
                         attachments=[('"><script>alert(1)</script>.html', "text/html", b"<script>alert(1)</script>")])
     with app.app_context():
         carol = find_records(db.session, ["carol@client.example"])["carol@client.example"].contacts
-        notes.save_message_as_notes(db.session, services.get().documents, active_rules(db.session),
+        notes.save_message_as_notes(db.session, resources.get().documents, active_rules(db.session),
                                     parse_message(raw), user_id=user.id, folder="INBOX",
                                     direction=Direction.RECEIVED, records=carol)
         db.session.commit()

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from devkit.builders import build_message, minimal_pdf, tiny_png
 from rolsync.extensions import db
 from rolsync.models import RuleSetVersion
 from rolsync.rules import default_rules
 from rolsync.web.rules.forms import RulesForm
-from tests.mail.builders import build_message, minimal_pdf, tiny_png
 
 ROOT = Path(__file__).resolve().parents[2]
 

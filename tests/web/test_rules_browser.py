@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from devkit.builders import build_message, minimal_pdf, tiny_png
 from tests.conftest import load_crm
-from tests.mail.builders import build_message, minimal_pdf, tiny_png
 from tests.web.conftest import add_user
 from tests.web.test_browser import sign_in
 

@@ -6,9 +6,9 @@ import re
 import pytest
 from sqlalchemy import select
 
+from devkit.builders import build_message, minimal_pdf, tiny_png
 from rolsync.extensions import db
 from rolsync.models import Contact, EmailAddress, ImportedMessage, ImportWarning
-from tests.mail.builders import build_message, minimal_pdf, tiny_png
 from tests.web.conftest import sign_in
 from tests.web.seed import seed_crm, seed_duplicate_warning
 

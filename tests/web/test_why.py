@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from tests.mail.builders import build_message
+from devkit.builders import build_message
 from tests.test_importer import _set_rules
 from tests.web.conftest import sign_in
 

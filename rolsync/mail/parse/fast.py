@@ -105,7 +105,7 @@ def _check_delimiters(raw: bytes, walk: "FastWalk", tree: Any) -> dict[str, int]
     if not boundaries:
         return counts
     found = _delimiter_lines(raw)
-    for number, (start, end, token) in enumerate(found):
+    for number, (_start, end, token) in enumerate(found):
         closing = token.endswith(b"--") and token[:-2] in boundaries
         if token not in boundaries and not closing:
             continue

@@ -52,7 +52,7 @@ def codec(charset: str | None) -> tuple[str | None, bool]:
         info = codecs.lookup(label)
     except (LookupError, ValueError):  # ValueError: a NUL in the label
         return None, True
-    if not info._is_text_encoding:  # type: ignore[attr-defined]  # "base64", "rot13"...: not charsets
+    if not info._is_text_encoding:  # "base64", "rot13"...: not charsets
         return None, True
     return _CHARSET_UPGRADES.get(info.name, info.name), False
 

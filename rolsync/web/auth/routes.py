@@ -10,7 +10,7 @@ from flask_login import current_user, logout_user
 from sqlalchemy import select
 from werkzeug.security import check_password_hash
 
-from rolsync import firstrun, services
+from rolsync import firstrun, resources
 from rolsync.extensions import db
 from rolsync.mail.parse.addresses import normalise_address
 from rolsync.models import User
@@ -51,7 +51,7 @@ class SignInLimits:
         window = config.get("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60)
         # The queue name tells deployments (and test runs) sharing one Redis apart.
         namespace = config.get("RATELIMIT_NAMESPACE") or config["RQ_QUEUE"]
-        redis = services.get().redis
+        redis = resources.get().redis
         return cls(
             pair=RateLimiter(redis, f"{namespace}:login-email", Limit(config.get("LOGIN_MAX_FAILURES", 5), window)),
             address=RateLimiter(redis, f"{namespace}:login-ip",

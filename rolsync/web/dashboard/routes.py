@@ -5,15 +5,15 @@ from datetime import datetime, timezone
 
 from flask import current_app, render_template
 from flask_login import current_user
-
 from redis.exceptions import RedisError
 
-from rolsync import jobs, services
+from rolsync import jobs, resources
 from rolsync.extensions import db
 from rolsync.health import workers
 from rolsync.history import account_overview, imported_per_day, last_finished_run, outcomes
-from rolsync.status import job_state, next_scheduled_run
-from rolsync.warnings import open_count
+from rolsync.job_state import job_state
+from rolsync.schedule import next_scheduled_run
+from rolsync.warning_queue import open_count
 from rolsync.web.dashboard import bp
 from rolsync.web.dashboard.charts import day_chart, outcome_chart
 
@@ -24,7 +24,7 @@ def index():
     days = imported_per_day(db.session, current_user, days=30)
     kinds = outcomes(db.session, current_user, days=30)
     account = current_user.mail_account
-    redis = services.get().redis
+    redis = resources.get().redis
     now = datetime.now(timezone.utc)
     overview, queue, owners, beats = [], None, {}, None
     if current_user.is_admin:
@@ -33,8 +33,8 @@ def index():
             if row.account:
                 owners[row.account.id] = row.user
         try:
-            queue = jobs.queue_overview(services.get().queue)
-            beats = workers(redis, services.get().queue)
+            queue = jobs.queue_overview(resources.get().queue)
+            beats = workers(redis, resources.get().queue)
         except RedisError:
             current_app.logger.warning("cannot read the import queue", exc_info=True)
     return render_template(
@@ -43,7 +43,7 @@ def index():
         imported_total=sum(d.count for d in days), account=account,
         job=job_state(redis, account.id) if account else None,
         last_run=last_finished_run(db.session, account.id) if account else None,
-        next_run=next_scheduled_run(account, current_app.config, now) if account else None,
+        next_run=next_scheduled_run(account, current_app.config["POLL_INTERVAL_SECONDS"], now) if account else None,
         open_warnings=open_count(db.session, current_user), overview=overview, queue=queue, owners=owners,
         workers=beats, now=now,
     )

@@ -5,7 +5,7 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from flask_login import current_user
 from sqlalchemy import select
 
-from rolsync import services
+from rolsync import resources
 from rolsync.extensions import db
 from rolsync.history import OUTCOME_LABELS, REASON_LABELS, HistoryFilter, search_history
 from rolsync.mail.errors import MailError
@@ -40,7 +40,7 @@ def why():
     if query:
         timeout = min(current_app.config.get("IMAP_TIMEOUT", 30), 10)
         try:
-            answer = explain(db.session, current_user, query, secrets=services.get().secrets,
+            answer = explain(db.session, current_user, query, secrets=resources.get().secrets,
                              search_server=request.args.get("server") == "1", timeout=timeout)
         except WhyError as exc:
             error = str(exc)
@@ -57,7 +57,7 @@ def import_message():
     if not form.validate_on_submit() or account is None:
         flash("That message could not be imported: the form was incomplete.", "error")
         return redirect(url_for("history.why", q=query))
-    svc = services.get()
+    svc = resources.get()
     try:
         done = import_one(db.session, account, form.folder.data, form.uidvalidity.data, form.uid.data,
                           secrets=svc.secrets, store=svc.documents,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort, current_app, request
 
-from rolsync import metrics, services
+from rolsync import metrics, resources
 from rolsync.extensions import db
 
 bp = Blueprint("metrics", __name__)
@@ -16,6 +16,6 @@ def scrape():
     if not metrics.allowed(request.remote_addr, request.headers.get("Authorization"), config["METRICS_NETWORKS"],
                            config.get("METRICS_TOKEN")):
         abort(403)
-    body = metrics.exposition(db.session, services.get().queue, config)
+    body = metrics.exposition(db.session, resources.get().queue, config)
     return Response(body, mimetype="text/plain", headers={"Content-Type": metrics.CONTENT_TYPE,
                                                          "Cache-Control": "no-store"})

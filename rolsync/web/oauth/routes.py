@@ -13,7 +13,7 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from werkzeug.local import LocalProxy
 
-from rolsync import oauth, services
+from rolsync import oauth, resources
 from rolsync.extensions import db
 from rolsync.web.access import subject_user
 from rolsync.web.oauth import bp
@@ -32,13 +32,13 @@ def oauth_template_helpers():
     # query and a decryption) are read when a page first uses them, once.
     @functools.cache
     def providers() -> dict[str, oauth.OAuthProvider]:
-        return services.get().oauth_providers if current_user.is_authenticated else {}
+        return resources.get().oauth_providers if current_user.is_authenticated else {}
 
     return {"oauth_providers": LocalProxy(providers), "oauth_label": oauth.LABELS.get}
 
 
 def _provider(name: str) -> oauth.OAuthProvider:
-    provider = services.get().oauth_providers.get(name)
+    provider = resources.get().oauth_providers.get(name)
     if provider is None:
         abort(404)
     return provider
@@ -83,7 +83,7 @@ def callback(provider: str):
     except oauth.ConnectError as exc:
         flash(str(exc), "error")
         return redirect(page_url(current_user))
-    svc = services.get()
+    svc = resources.get()
     account = oauth.connect_mailbox(db.session, svc.secrets, current_user, chosen, grant)
     db.session.commit()
     flash(f"The mailbox {account.username} is connected with {chosen.label}.", "success")
@@ -103,8 +103,8 @@ def disconnect(user_id: int | None = None):
         flash("This mailbox is not connected with Google or Microsoft.", "error")
     else:
         label = oauth.LABELS.get(account.oauth_provider or "", "the provider")
-        provider = services.get().oauth_providers.get(account.oauth_provider or "")
-        revoked = oauth.disconnect_mailbox(db.session, services.get().secrets, account, provider)
+        provider = resources.get().oauth_providers.get(account.oauth_provider or "")
+        revoked = oauth.disconnect_mailbox(db.session, resources.get().secrets, account, provider)
         db.session.commit()
         if revoked:
             flash(f"The mailbox was disconnected and its access withdrawn at {label}.", "success")

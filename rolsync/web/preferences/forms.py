@@ -1,6 +1,8 @@
 """The mailbox settings form, and the user's own password form."""
 from __future__ import annotations
 
+from typing import Any
+
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import BooleanField, IntegerField, PasswordField, SelectField, StringField, SubmitField, TextAreaField
@@ -55,8 +57,8 @@ class MailboxSettingsForm(FlaskForm):
 
     def validate(self, extra_validators=None) -> bool:
         self._ca_too_large = False
-        upload = self.ca_file.data
-        if upload is not None and getattr(upload, "filename", ""):
+        upload: Any = self.ca_file.data  # a FileStorage, or None
+        if upload is not None and getattr(upload, "filename", None):
             data = upload.read(MAX_CA_BYTES + 1)
             # An uploaded file replaces whatever the text box held.
             self._ca_too_large = len(data) > MAX_CA_BYTES

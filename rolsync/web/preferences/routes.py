@@ -14,17 +14,18 @@ from flask_login import current_user
 from redis.exceptions import RedisError
 from werkzeug.datastructures import CombinedMultiDict
 
-from rolsync import jobs, push, reconcile, services
+from rolsync import jobs, push, reconcile, resources
 from rolsync.accounts import AccountError, change_own_password, configure_mailbox
 from rolsync.crypto import SecretUnreadable
 from rolsync.extensions import db
-from rolsync.history import REASON_LABELS, last_finished_run, recent_runs
-from rolsync.importer import settings_for
+from rolsync.history import last_finished_run, recent_runs
+from rolsync.job_state import JobState, job_state
+from rolsync.labels import REASON_LABELS
 from rolsync.mail.errors import Timeout
 from rolsync.mail.imap import ConnectionReport, ImapSettings, test_connection
 from rolsync.models import ImportRun, MailAccount, User
 from rolsync.ratelimit import Limit, RateLimiter
-from rolsync.status import JobState, describe_interval, job_state, next_scheduled_run, schedule_interval
+from rolsync.schedule import describe_interval, next_scheduled_run, schedule_interval
 from rolsync.web import sessions
 from rolsync.web.access import actor, subject_user
 from rolsync.web.auth.routes import too_many_attempts
@@ -32,7 +33,7 @@ from rolsync.web.preferences import bp
 from rolsync.web.preferences.forms import ChangePasswordForm, ImportNowForm, MailboxSettingsForm, sentence
 from rolsync.web.preferences.presets import PRESETS, provider_for, with_preset
 from rolsync.web.privacy.routes import mailbox_privacy_form
-from rolsync.web.setup import password_fingerprint
+from rolsync.web.security import password_fingerprint
 
 REPORT_KEY = "connection_report"
 
@@ -65,9 +66,11 @@ def _render(user: User, form: MailboxSettingsForm, status: int = 200):
     if report and report.get("user_id") != user.id:
         report = None
     now = datetime.now(timezone.utc)
-    state = job_state(services.get().redis, account.id) if account else JobState("idle")
-    live = push.live_state(services.get().redis, services.get().queue.name, account.id) if account else None
-    interval = schedule_interval(account, current_app.config) if account else None
+    default_seconds = current_app.config["POLL_INTERVAL_SECONDS"]
+    svc = resources.get()
+    state = job_state(svc.redis, account.id) if account else JobState("idle")
+    live = push.live_state(svc.redis, svc.queue.name, account.id) if account else None
+    interval = schedule_interval(account, default_seconds) if account else None
     if interval is not None and live == push.LIVE_ALL:
         # Watched in IDLE, Inbox and Sent: the schedule only checks now and then.
         interval = max(interval, timedelta(seconds=current_app.config["PUSH_SAFETY_POLL_SECONDS"]))
@@ -77,7 +80,7 @@ def _render(user: User, form: MailboxSettingsForm, status: int = 200):
         presets=PRESETS, job=state, runs=recent_runs(db.session, account.id) if account else [],
         interval=describe_interval(interval) if interval else None, live=live,
         push_on=push.push_on(db.session), last_mail=push.last_mail_at(db.session, account) if account else None,
-        next_run=next_scheduled_run(account, current_app.config, now) if account else None,
+        next_run=next_scheduled_run(account, default_seconds, now) if account else None,
         own=user.id == current_user.id, test_timeout=_test_timeout(),
         reconciliation=reconcile.report(db.session, account) if account else None, reason_labels=REASON_LABELS,
         privacy_form=mailbox_privacy_form(account) if account else None,
@@ -107,7 +110,7 @@ def save_mailbox(user_id: int | None = None):
                                data={"provider": "custom"})
     if not form.validate_on_submit():
         return _render(user, form, 422)
-    svc = services.get()
+    svc = resources.get()
     try:
         account = configure_mailbox(db.session, svc.secrets, user, form.to_input(), actor=actor())
     except AccountError as exc:
@@ -142,7 +145,7 @@ def run_connection_test(user: User, account: MailAccount) -> None:
         return
     timeout = _test_timeout()
     try:
-        settings = settings_for(account, services.get().secrets, timeout=timeout)
+        settings = resources.get().imap_settings(account, timeout)
         report = _within_deadline(settings, config.get("TEST_CONNECTION_DEADLINE", 25))
         result = {"ok": report.ok, "code": report.code, "message": report.message, "hint": report.hint,
                   "warnings": [{"code": w.code, "message": w.message, "hint": w.hint} for w in report.warnings],
@@ -176,7 +179,7 @@ def test_connection_limiter() -> RateLimiter:
     """Test Connection per user, shared through Redis: it must not become a port scanner."""
     config = current_app.config
     namespace = config.get("RATELIMIT_NAMESPACE") or config["RQ_QUEUE"]
-    return RateLimiter(services.get().redis, f"{namespace}:test-connection",
+    return RateLimiter(resources.get().redis, f"{namespace}:test-connection",
                        Limit(config.get("TEST_CONNECTION_MAX_PER_WINDOW", 10),
                              config.get("TEST_CONNECTION_WINDOW_SECONDS", 600)))
 
@@ -208,7 +211,7 @@ def import_now(user_id: int | None = None):
         flash("Save the mailbox settings first.", "error")
     else:
         try:
-            job, created = jobs.enqueue_import(services.get().queue, account.id, manual=True)
+            job, created = jobs.enqueue_import(resources.get().queue, account.id, manual=True)
         except RedisError:
             current_app.logger.exception("cannot queue an import of account %s", account.id)
             flash("The import queue cannot be reached right now. Try again in a minute.", "error")
@@ -227,7 +230,7 @@ def current_password_limiter() -> RateLimiter:
     """Tries of the current password on the password page, per user, shared through Redis."""
     config = current_app.config
     namespace = config.get("RATELIMIT_NAMESPACE") or config["RQ_QUEUE"]
-    return RateLimiter(services.get().redis, f"{namespace}:current-password",
+    return RateLimiter(resources.get().redis, f"{namespace}:current-password",
                        Limit(config.get("LOGIN_MAX_FAILURES", 5), config.get("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60)))
 
 
@@ -249,7 +252,7 @@ def import_status(user_id: int | None = None):
     if account is None:
         return {"state": "idle", "active": False, "label": JobState("idle").label, "done": None, "total": None,
                 "last_run": None, "last_error": None}
-    state = job_state(services.get().redis, account.id)
+    state = job_state(resources.get().redis, account.id)
     return {**state.as_json(), "last_run": _run_json(last_finished_run(db.session, account.id)),
             "last_error": account.last_error}
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, url_for
 
-from rolsync import erasure, privacy, services
+from rolsync import erasure, privacy, resources
 from rolsync.extensions import db
 from rolsync.web.access import actor, admin_required, subject_user
 from rolsync.web.privacy import bp
@@ -117,7 +117,7 @@ def lift():
     if not form.validate_on_submit():
         return _render_admin_page(lift_form=form, status=422)
     try:
-        lifted = erasure.lift_suppression(db.session, services.get().suppression_key, form.address.data)
+        lifted = erasure.lift_suppression(db.session, resources.get().suppression_key, form.address.data)
     except erasure.ErasureError as exc:
         form.address.errors = [*form.address.errors, exc.message]
         return _render_admin_page(lift_form=form, status=422)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from flask import abort, flash, redirect, render_template, url_for
 from flask_login import current_user
 
-from rolsync import oauth, oauth_clients, services
+from rolsync import oauth, oauth_clients, resources
 from rolsync.extensions import db
 from rolsync.models import OAuthClient
 from rolsync.web.access import admin_required
@@ -50,7 +50,7 @@ class ProviderCard:
 
 
 def _cards(submitted: ClientForm | None = None) -> list[ProviderCard]:
-    svc = services.get()
+    svc = resources.get()
     in_use = svc.oauth_providers
     mailboxes = oauth_clients.connected_mailboxes(db.session)
     cards = []
@@ -69,13 +69,13 @@ def _cards(submitted: ClientForm | None = None) -> list[ProviderCard]:
 
 
 def _known(provider: str) -> str:
-    if provider not in services.get().oauth_endpoints:
+    if provider not in resources.get().oauth_endpoints:
         abort(404)
     return provider
 
 
 def _set_in_environment(provider: str) -> bool:
-    if provider in services.get().oauth_environment:
+    if provider in resources.get().oauth_environment:
         flash(f"{oauth.LABELS[provider]} is set in the environment by whoever runs rolsync; "
               "change it there.", "error")
         return True
@@ -99,7 +99,7 @@ def save(provider: str):
     form = FORMS[name](prefix=name)
     if form.validate_on_submit():
         try:
-            oauth_clients.save_client(db.session, services.get().secrets, name, form.settings(),
+            oauth_clients.save_client(db.session, resources.get().secrets, name, form.settings(),
                                       by=current_user._get_current_object())
         except oauth_clients.ClientSettingsRefused as exc:
             db.session.rollback()

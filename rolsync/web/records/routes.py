@@ -7,7 +7,7 @@ import io
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from rolsync import crm, erasure, privacy, services
+from rolsync import crm, erasure, privacy, resources
 from rolsync.extensions import db
 from rolsync.records import (
     RecordError,
@@ -22,7 +22,7 @@ from rolsync.records import (
     search_records,
     shared_with,
 )
-from rolsync.warnings import open_warnings_for_address
+from rolsync.warning_queue import open_warnings_for_address
 from rolsync.web.access import actor, admin_required
 from rolsync.web.downloads import send_stored
 from rolsync.web.firstrun.forms import CrmUploadForm
@@ -90,12 +90,12 @@ def add_address(kind: str, record_id: int):
     if not form.validate_on_submit():
         return _render_record(record, form, 422)
     try:
-        email = add_email(db.session, record, form.address.data, services.get().suppression_key)
+        email = add_email(db.session, record, form.address.data, resources.get().suppression_key)
     except RecordError as exc:
         db.session.rollback()
         form.address.errors = [*form.address.errors, sentence(str(exc))]
         return _render_record(record, form, 422)
-    linked = link_held_mail(db.session, services.get().documents, email.address, current_user)
+    linked = link_held_mail(db.session, resources.get().documents, email.address, current_user)
     db.session.commit()
     flash(f"{email.address} was added.", "success")
     if linked:
@@ -139,7 +139,7 @@ def remove_note(kind: str, record_id: int, note_id: int):
     if not RemoveNoteForm().validate_on_submit():
         abort(400)
     try:
-        privacy.remove_note(db.session, services.get().documents, current_user, note_id)
+        privacy.remove_note(db.session, resources.get().documents, current_user, note_id)
     except privacy.PrivacyError as exc:
         db.session.rollback()
         flash(exc.message, "error")
@@ -156,7 +156,7 @@ def erase(kind: str, record_id: int):
     plan = erasure.plan_record_erasure(db.session, record)
     form = EraseForm()
     if form.validate_on_submit():
-        svc = services.get()
+        svc = resources.get()
         audit = erasure.erase_person(db.session, svc.documents, svc.suppression_key, plan, erased_by=actor())
         counts = audit.counts
         flash(f"The person was erased: {counts['notes']} notes, {counts['documents']} documents and "
@@ -175,7 +175,7 @@ def download(document_id: int):
         document = get_document(db.session, document_id, current_user)
     except RecordNotFound:
         abort(404)
-    store = services.get().documents
+    store = resources.get().documents
     if not store.exists(document.sha256):
         abort(404)
     content_type = document.content_type.lower().split(";")[0].strip()
@@ -210,7 +210,7 @@ def load_csv():
     except (crm.CrmLoadError, csv.Error) as exc:
         flash(f"Nothing was loaded: {exc}.", "error")
         return redirect(back)
-    added, unchanged = crm.load_rows(db.session, rows, services.get().documents)
+    added, unchanged = crm.load_rows(db.session, rows, resources.get().documents)
     db.session.commit()
     flash(f"Loaded {added} new record{'s' if added != 1 else ''}"
           f"{f'; {unchanged} were already there' if unchanged else ''}.", "success")

@@ -14,14 +14,13 @@ import uuid
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from redis.exceptions import RedisError
-from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
 from sqlalchemy import select
 from werkzeug.exceptions import NotFound
 
-from rolsync import preview, services
+from rolsync import jobs, preview, resources
 from rolsync.extensions import db
 from rolsync.history import OUTCOME_LABELS, REASON_LABELS
+from rolsync.job_state import read_job
 from rolsync.models import Direction, MailAccount, User
 from rolsync.rules import CompiledRules, RuleSetInvalid, default_rules, validate
 from rolsync.rules.definition import MAX_CONDITIONS
@@ -95,8 +94,8 @@ def edit():
 def _edited(form: RulesForm, what: str, first: str | None, second: str | None) -> RulesForm:
     """The same draft with a custom rule or condition added, moved or removed."""
     rules = form.custom_rules_data()
-    i = int(first) if first is not None else None
-    in_range = i is not None and 0 <= i < len(rules)
+    i = int(first) if first is not None else -1
+    in_range = 0 <= i < len(rules)
     if what == "add_rule" and len(rules) < form.custom_rules.max_entries:
         rules.append(blank_rule())
     elif what == "up" and in_range and i > 0:
@@ -157,8 +156,8 @@ def _preview(form: RulesForm, draft: dict):
             return _render(form, status=422)
         job_id = f"{PREVIEW_JOB_PREFIX}{uuid.uuid4().hex}"
         try:
-            services.get().queue.enqueue(
-                preview.preview_job, account.id, draft, count, job_id=job_id,
+            resources.get().queue.enqueue(
+                jobs.preview_job, account.id, draft, count, job_id=job_id,
                 description=f"preview a draft rule set on the mailbox of account {account.id}",
                 job_timeout=600, result_ttl=PREVIEW_RESULT_SECONDS, failure_ttl=PREVIEW_RESULT_SECONDS)
         except RedisError:
@@ -174,7 +173,7 @@ def _preview(form: RulesForm, draft: dict):
         form.preview_files.errors = ["Choose one or more .eml files to preview."]
         return _render(form, status=422)
     direction = Direction.SENT if form.preview_direction.data == "sent" else Direction.RECEIVED
-    messages = [preview.PreviewMessage(f.filename, f.read(), direction) for f in uploads]
+    messages = [preview.PreviewMessage(f.filename or "", f.read(), direction) for f in uploads]
     rows = preview.preview(db.session, account, messages, current, CompiledRules(draft))
     form.preview_job.data = ""
     return _render(form, preview_panel={"state": "finished", "rows": [row.as_json() for row in rows],
@@ -193,20 +192,16 @@ def _job_panel(job_id: str | None, changes: list[str] | None) -> dict:
     if not job_id or not _JOB_ID.match(job_id):
         return panel
     panel["job"] = job_id
-    try:
-        job = Job.fetch(job_id, connection=services.get().redis)
-        status = job.get_status(refresh=False)
-    except NoSuchJobError:
-        return panel
-    except RedisError:
+    current = read_job(resources.get().redis, job_id)
+    if current.state == "unknown":
         return {**panel, "state": "failed", "error": "The job queue cannot be reached right now."}
-    if status == JobStatus.FINISHED:
-        return {**panel, "state": "finished", "rows": job.return_value() or []}
-    if status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
-        result = job.latest_result()
-        reason = (result.exc_string or "").strip().splitlines()[-1:] if result else []
-        return {**panel, "state": "failed", "error": reason[0] if reason else "The preview job stopped."}
-    return {**panel, "state": "running" if status == JobStatus.STARTED else "queued"}
+    if current.job is None:
+        return panel
+    if current.state == "finished":
+        return {**panel, "state": "finished", "rows": current.job.return_value() or []}
+    if current.state == "failed":
+        return {**panel, "state": "failed", "error": current.error or "The preview job stopped."}
+    return {**panel, "state": "running" if current.state == "running" else "queued"}
 
 
 @bp.route("/rules/preview/<job_id>.json")

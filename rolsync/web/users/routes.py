@@ -11,7 +11,7 @@ from rolsync.models import ImportWarning, Role, User, WarningStatus
 from rolsync.web import sessions
 from rolsync.web.access import admin_required
 from rolsync.web.preferences.forms import sentence
-from rolsync.web.setup import password_fingerprint
+from rolsync.web.security import password_fingerprint
 from rolsync.web.users import bp
 from rolsync.web.users.forms import EditUserForm, NewUserForm, ResetPasswordForm
 

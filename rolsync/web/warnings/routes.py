@@ -5,8 +5,8 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
-from rolsync import services
-from rolsync import warnings as queue
+from rolsync import resources
+from rolsync import warning_queue as queue
 from rolsync.extensions import db
 from rolsync.models import User, WarningStatus
 from rolsync.web.access import actor
@@ -78,7 +78,7 @@ def attach(warning_id: int):
     if not form.validate_on_submit():
         abort(400)
     try:
-        created = queue.attach(db.session, services.get().documents, warning, actor=actor(),
+        created = queue.attach(db.session, resources.get().documents, warning, actor=actor(),
                                record=form.record_key())
     except queue.WarningActionError as exc:
         return _action_failed(exc)
@@ -95,7 +95,7 @@ def attach_all(warning_id: int):
     if not ActionForm().validate_on_submit():
         abort(400)
     try:
-        created = queue.attach(db.session, services.get().documents, warning, actor=actor())
+        created = queue.attach(db.session, resources.get().documents, warning, actor=actor())
     except queue.WarningActionError as exc:
         return _action_failed(exc)
     db.session.commit()
@@ -109,7 +109,7 @@ def retry(warning_id: int):
     warning = _warning(warning_id, for_update=True)
     if not ActionForm().validate_on_submit():
         abort(400)
-    svc = services.get()
+    svc = resources.get()
     try:
         result = queue.retry(db.session, svc.documents, warning, actor=actor())
     except queue.WarningActionError as exc:
@@ -177,7 +177,7 @@ def retry_selected():
     if not ids:
         flash("Tick the warnings to retry first.", "error")
         return redirect(_back())
-    outcome = queue.retry_many(db.session, services.get().documents, current_user, ids, actor=actor())
+    outcome = queue.retry_many(db.session, resources.get().documents, current_user, ids, actor=actor())
     db.session.commit()
     if not outcome.tried:
         flash("None of the ticked warnings can be retried: they keep no message to decide again.", "error")
@@ -195,7 +195,7 @@ def retry_selected():
 def original(warning_id: int):
     """The original message as a file, to open in a mail program (never shown in the page)."""
     warning = _warning(warning_id)
-    store = services.get().documents
+    store = resources.get().documents
     if not warning.raw_sha256 or not store.exists(warning.raw_sha256):
         abort(404)
     response = send_stored(store, warning.raw_sha256, mimetype="message/rfc822",

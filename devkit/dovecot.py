@@ -3,7 +3,7 @@
 Usage::
 
     from pathlib import Path
-    from tests.support.dovecot import DovecotServer
+    from devkit.dovecot import DovecotServer
 
     with DovecotServer(Path("/tmp/some-empty-dir")) as server:
         server.add_user("alice", "s3cret")
@@ -93,7 +93,7 @@ STOP_TIMEOUT = 10.0
 _USERNAME = re.compile(r"^[A-Za-z0-9_@-][A-Za-z0-9._@-]*$")
 
 _CONFIG = """\
-# Written by tests/support/dovecot.py; self-contained on purpose.
+# Written by devkit/dovecot.py; self-contained on purpose.
 instance_name = {instance_name}
 base_dir = {run_dir}
 state_dir = {state_dir}
@@ -189,7 +189,7 @@ passdb {{
 """
 
 _OAUTH2_CONFIG = """\
-# Written by tests/support/dovecot.py: tokens are checked with RFC 7662 introspection.
+# Written by devkit/dovecot.py: tokens are checked with RFC 7662 introspection.
 introspection_mode = post
 introspection_url = {introspection_url}
 username_attribute = username

@@ -344,8 +344,8 @@ class OAuthServer:
         return app
 
     def _token_generator(self):
-        from authlib.oauth2.rfc6750 import BearerTokenGenerator
         from authlib.common.security import generate_token
+        from authlib.oauth2.rfc6750 import BearerTokenGenerator
 
         return BearerTokenGenerator(
             access_token_generator=lambda *args, **kwargs: "at-" + generate_token(40),

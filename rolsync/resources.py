@@ -14,6 +14,9 @@ from rolsync.crypto import SecretBox
 from rolsync.documents import DocumentStore, store_from_config
 from rolsync.extensions import db
 from rolsync.mail.hosts import HostPolicy, PolicyError
+from rolsync.mail.imap import ImapSettings
+from rolsync.mailbox_settings import settings_for
+from rolsync.models import MailAccount
 from rolsync.oauth import OAuthProvider, endpoints_from_config, providers_from_config
 
 
@@ -67,6 +70,10 @@ class Services:
         except PolicyError as exc:
             raise ConfigError(f"ROLSYNC_IMAP_ALLOWED_HOSTS: {exc}") from exc
 
+    def imap_settings(self, account: MailAccount, timeout: float = 30.0) -> ImapSettings:
+        """`account`'s IMAP settings for one use, with this deployment's OAuth providers and host policy."""
+        return settings_for(account, self.secrets, self.oauth_providers, timeout, host_policy=self.host_policy)
+
     @cached_property
     def redis(self) -> Redis:
         # Connections are opened on first use, not here: nothing connects at start-up.
@@ -104,10 +111,8 @@ def init_app(app: Flask) -> None:
     # (The database is read only when the key file is missing; `flask db upgrade` builds the app before
     # the tables exist, which counts as nothing stored.)
     with app.app_context():
-        services.secrets
-    services.oauth_environment
-    services.oauth_endpoints
-    services.host_policy
+        _ = services.secrets
+    _ = (services.oauth_environment, services.oauth_endpoints, services.host_policy)
 
 
 def get() -> Services:

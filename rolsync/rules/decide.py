@@ -1,23 +1,25 @@
 """What the rules decide for one parsed message, without writing anything.
 
 The import applies a Decision (notes, documents, warnings, the ledger); the
-rules preview shows two Decisions side by side. Both come from `decide`, so
-the preview says exactly what an import would do.
+rules preview shows two Decisions side by side; a warning's retry decides
+again. All come from `decide`, so the preview says exactly what an import
+would do. The order: the message rules first (skip, hold, send to a named
+record), then each counterpart address (the first of From for received mail,
+every recipient for sent mail), then, when records were found, the
+attachments.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rolsync.mail.parse import Attachment, ParsedMessage
-from rolsync.matching import Matches, RecordRef, find_records
-from rolsync.models import Candidate, Contact, Direction, EmailAddress, Outcome, RecordKind, WarningKind
-from rolsync.rules import AddressAction, AddressDecision, Attach, CompiledRules
+from rolsync.matching import Matches, RecordRef, find_named_record, find_records
+from rolsync.models import Direction, Outcome, RecordKind, WarningKind, as_utc
 from rolsync.rules.conditions import AttachmentFacts, MessageFacts, looks_automatic
-from rolsync.rules.engine import MessageAction
+from rolsync.rules.engine import AddressAction, AddressDecision, Attach, CompiledRules, MessageAction
 
 
 @dataclass(frozen=True)
@@ -36,20 +38,30 @@ class DroppedAttachment:
         return {"filename": self.filename, "reason": self.reason, "rule": self.rule}
 
 
+@dataclass(frozen=True)
+class NewWarning:
+    """A warning the rules ask for; the import writes it as an ImportWarning with the message's fields."""
+
+    kind: WarningKind
+    address: str | None
+    detail: str
+    rule: str | None
+    records: list[dict] = field(default_factory=list)  # the records it may go to (ImportWarning.records)
+
+
 @dataclass
 class Decision:
     """Everything the rules said about one message."""
 
     direction: Direction
     records: list[RecordRef] = field(default_factory=list)
-    warnings: list[dict] = field(default_factory=list)
+    warnings: list[NewWarning] = field(default_factory=list)
     skip_reasons: list[tuple[str, str | None]] = field(default_factory=list)
     import_rule: str | None = None
     kept: list[Attachment] = field(default_factory=list)
     dropped: list[DroppedAttachment] = field(default_factory=list)
     # no_match "keep": addresses whose future record should get the message
     pending: list[str] = field(default_factory=list)
-    message_rule: str | None = None
 
     def skip(self, reason: str, rule: str | None) -> None:
         self.skip_reasons.append((reason, rule))
@@ -67,7 +79,7 @@ class Decision:
         if self.records:
             return "matched"
         if self.warnings:
-            return self.warnings[0]["kind"]
+            return self.warnings[0].kind.value
         reasons = [r for r, _ in self.skip_reasons]
         # A message is "own domain" only when every counterpart was a colleague.
         if reasons and all(r == "own_domain" for r in reasons):
@@ -79,7 +91,7 @@ class Decision:
         if self.records:
             return self.import_rule
         if self.warnings:
-            return self.warnings[0]["rule"]
+            return self.warnings[0].rule
         reason = self.reason
         return next((rule for r, rule in self.skip_reasons if r == reason), None)
 
@@ -91,7 +103,7 @@ class Decision:
             "rule": self.rule,
             "direction": self.direction.value,
             "records": [{"kind": r.kind.value, "id": r.id, "name": r.name} for r in self.records],
-            "warnings": [{"kind": w["kind"], "address": w["address"], "rule": w["rule"]} for w in self.warnings],
+            "warnings": [{"kind": w.kind.value, "address": w.address, "rule": w.rule} for w in self.warnings],
             "kept": [a.filename for a in self.kept],
             "dropped": [d.as_json() for d in self.dropped],
             "pending": list(self.pending),
@@ -150,31 +162,38 @@ def decide(session: Session, rules: CompiledRules, parsed: ParsedMessage, direct
     facts = message_facts(parsed)
     verdict = rules.decide_message(facts, automatic=looks_automatic(parsed.headers, parsed.from_addr,
                                                                     parsed.reply_to))
-    decision.message_rule = verdict.rule
     if verdict.action is MessageAction.SKIP:
         decision.skip(verdict.reason, verdict.rule)
         return decision
     if verdict.action is MessageAction.WARN:
-        decision.warnings.append({
-            "kind": WarningKind.CUSTOM_RULE.value, "address": parsed.from_addr, "records": [],
-            "detail": f"The rule \u201c{verdict.rule.removeprefix('custom: ')}\u201d held this message for review.",
-            "rule": verdict.rule,
-        })
+        decision.warnings.append(NewWarning(
+            WarningKind.CUSTOM_RULE, parsed.from_addr,
+            f"The rule \u201c{verdict.rule.removeprefix('custom: ')}\u201d held this message for review.",
+            verdict.rule))
         return decision
-    if verdict.action is MessageAction.SEND_TO_RECORD:
+    if verdict.action is MessageAction.SEND_TO_RECORD and verdict.record is not None:
         _send_to_named_record(session, decision, verdict.record, verdict.rule)
     else:
         _decide_addresses(session, rules, parsed, decision, own, lookups)
     if decision.records:
-        for attachment in parsed.attachments:
-            verdict_a = rules.decide_attachment(filename=attachment.filename, content_type=attachment.content_type,
-                                                size=attachment.size, is_image=attachment.is_image,
-                                                inline=attachment.inline, message=facts)
-            if verdict_a.keep:
-                decision.kept.append(attachment)
-            else:
-                decision.dropped.append(DroppedAttachment(attachment.filename, verdict_a.reason, verdict_a.rule))
+        decision.kept, decision.dropped = sort_attachments(rules, parsed, facts)
     return decision
+
+
+def sort_attachments(rules: CompiledRules, parsed: ParsedMessage, facts: MessageFacts | None = None
+                     ) -> tuple[list[Attachment], list[DroppedAttachment]]:
+    """The attachments the rules keep as documents (by default: everything but images), and those they drop."""
+    facts = facts or message_facts(parsed)
+    kept, dropped = [], []
+    for attachment in parsed.attachments:
+        verdict = rules.decide_attachment(filename=attachment.filename, content_type=attachment.content_type,
+                                          size=attachment.size, is_image=attachment.is_image,
+                                          inline=attachment.inline, message=facts)
+        if verdict.keep:
+            kept.append(attachment)
+        else:
+            dropped.append(DroppedAttachment(attachment.filename, verdict.reason, verdict.rule))
+    return kept, dropped
 
 
 def _ask(rules: CompiledRules, counterpart: Counterpart, matches: Matches, direction: Direction,
@@ -225,19 +244,14 @@ def _apply(decision: Decision, party: Counterpart, verdict: AddressDecision, mat
                       "imported. Remove the duplicate address or attach the message to one record.")
         else:
             detail = f"No contact or candidate has the address {party.address}."
-        decision.warnings.append({
-            "kind": kind.value,
-            "address": party.address,
-            "records": [r.as_json(party.address) for r in records],
-            "detail": detail,
-            "rule": verdict.rule,
-        })
+        decision.warnings.append(NewWarning(kind, party.address, detail, verdict.rule,
+                                            [r.as_json(party.address) for r in records]))
         return
-    candidates = matches.of_kind(verdict.kind)
+    candidates = matches.of_kind(verdict.kind or "")
     if verdict.attach is Attach.ALL:
         chosen = candidates
     elif verdict.attach is Attach.LATEST:
-        chosen = [max(candidates, key=lambda r: (_aware(r.updated_at) if r.updated_at else _EPOCH, r.id))]
+        chosen = [max(candidates, key=lambda r: (as_utc(r.updated_at) if r.updated_at else _EPOCH, r.id))]
     else:
         chosen = candidates[:1]
     for record in chosen:
@@ -248,30 +262,17 @@ def _apply(decision: Decision, party: Counterpart, verdict: AddressDecision, mat
 
 def _send_to_named_record(session: Session, decision: Decision, record: dict, rule: str) -> None:
     """A custom rule's "send to record": the record named by kind and address, if exactly one."""
-    model = Contact if record["kind"] == RecordKind.CONTACT.value else Candidate
-    owner = EmailAddress.contact_id if model is Contact else EmailAddress.candidate_id
-    found = session.execute(
-        select(model.id, model.name, model.updated_at).join(EmailAddress, owner == model.id)
-        .where(EmailAddress.address == record["email"])
-    ).all()
+    kind = RecordKind(record["kind"])
+    found = find_named_record(session, kind, record["email"])
     if len(found) == 1:
-        id_, name, updated = found[0]
-        decision.records.append(RecordRef(RecordKind(record["kind"]), id_, name, updated))
+        decision.records.append(found[0])
         decision.import_rule = rule
         return
-    decision.warnings.append({
-        "kind": WarningKind.CUSTOM_RULE.value,
-        "address": record["email"],
-        "records": [RecordRef(RecordKind(record["kind"]), i, n, u).as_json(record["email"]) for i, n, u in found],
-        "detail": (f"The rule \u201c{rule.removeprefix('custom: ')}\u201d sends this message to the "
-                   f"{record['kind']} {record['email']}, but {len(found) or 'no'} such record exists."),
-        "rule": rule,
-    })
+    decision.warnings.append(NewWarning(
+        WarningKind.CUSTOM_RULE, record["email"],
+        (f"The rule \u201c{rule.removeprefix('custom: ')}\u201d sends this message to the "
+         f"{record['kind']} {record['email']}, but {len(found) or 'no'} such record exists."),
+        rule, [ref.as_json(record["email"]) for ref in found]))
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-def _aware(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything here is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)

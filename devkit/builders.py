@@ -9,7 +9,7 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import make_msgid
 
-from rolsync.demo import files
+from devkit import sample_files as files
 
 AUTO = object()
 """Default for `message_id`: a fresh Message-ID; pass None to leave the header out."""

@@ -30,8 +30,8 @@ from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from rolsync.demo import files
-from rolsync.demo.crm import (
+from devkit import sample_files as files
+from devkit.sample_crm import (
     AGENCY,
     CANDIDATES,
     COLLEAGUES,
@@ -412,7 +412,7 @@ def build_mailbox(end: datetime, seed: int = DEFAULT_SEED, inbox: int = INBOX_ME
     messages = []
     for date, folder, kind in sorted(slots, key=lambda slot: slot[0]):
         if kind is None:
-            kinds, weights = zip(*mixes[folder])
+            kinds, weights = zip(*mixes[folder], strict=True)
             kind = writer.rng.choices(kinds, weights)[0]
         messages.append(kind(writer, date))
     return messages

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
-from rolsync.decisions import decide
 from rolsync.documents import DocumentStore
 from rolsync.labels import WARNING_KIND_LABELS, warning_kind_label
 from rolsync.mail.parse import MessageUnreadable, ParsedMessage, normalise_address, parse_message
@@ -38,7 +37,7 @@ from rolsync.models import (
 )
 from rolsync.notes import save_message_as_notes
 from rolsync.pagination import DEFAULT_PER_PAGE, Page, paginate
-from rolsync.rules import CompiledRules
+from rolsync.rules import CompiledRules, decide
 from rolsync.rules.store import active_rules
 
 KIND_LABELS = WARNING_KIND_LABELS
@@ -236,8 +235,8 @@ def _existing_records(session: Session, wanted: Iterable[tuple[str, int]]) -> li
     """RecordRefs of the wanted (kind, id) pairs that still exist, in the given order."""
     refs = []
     for kind, record_id in wanted:
-        model = Contact if kind == RecordKind.CONTACT.value else Candidate
-        record = session.get(model, record_id)
+        record: Contact | Candidate | None = (session.get(Contact, record_id) if kind == RecordKind.CONTACT.value
+                                              else session.get(Candidate, record_id))
         if record is not None:
             refs.append(RecordRef(RecordKind(kind), record.id, record.name, record.updated_at))
     return refs
@@ -291,7 +290,7 @@ def retry(session: Session, store: DocumentStore, warning: ImportWarning, *, act
     This is how a duplicate resolved by editing the records (so the address is
     unique) gets its message: the import has moved past that message on the
     server, so it is re-decided from the copy kept with the warning, by the
-    same `rolsync.decisions.decide` the import uses.
+    same `rolsync.rules.decide` the import uses.
     """
     _require_open(warning)
     if warning.kind not in RETRYABLE_KINDS:
@@ -313,16 +312,16 @@ def retry(session: Session, store: DocumentStore, warning: ImportWarning, *, act
             direction=decision.direction, records=decision.records, kept=decision.kept)
         _mark_ledger_imported(session, warning, result.notes_created, reason=decision.reason or "matched",
                               rule=decision.rule)
-    still = [w for w in decision.warnings if warning.address and w["address"] == warning.address]
+    still = [w for w in decision.warnings if warning.address and w.address == warning.address]
     if still:
-        names = ", ".join(r["name"] for r in still[0]["records"])
+        names = ", ".join(r["name"] for r in still[0].records)
         result.explanation = (f"{warning.address} still belongs to several records ({names})." if names
-                              else "The message still cannot be imported: " + still[0]["detail"])
+                              else "The message still cannot be imported: " + still[0].detail)
     elif decision.records:
         _resolve(warning, WarningStatus.RESOLVED, Resolution.RETRIED, actor)
         result.resolved = True
     elif decision.warnings:
-        result.explanation = "The message still cannot be imported: " + decision.warnings[0]["detail"]
+        result.explanation = "The message still cannot be imported: " + decision.warnings[0].detail
     else:
         reason = {"no_match": "no contact or candidate has its address",
                   "own_domain": "it is mail between colleagues (own domain)",

@@ -1,20 +1,14 @@
-"""What every page of the panel shares: the sign-in guard, security headers, error pages, template helpers."""
+"""The panel's security: the sign-in guard, session cookies, a password change ending old sessions, headers."""
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
 
-from flask import Flask, flash, g, redirect, render_template, request, session, url_for
+from flask import Flask, flash, g, redirect, request, session, url_for
 from flask_login import current_user, logout_user
-from flask_wtf.csrf import CSRFError
-from markupsafe import Markup, escape
-from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
-from rolsync import labels
 from rolsync.extensions import db, login_manager
 from rolsync.models import User
-from rolsync.warnings import open_count
 from rolsync.web import sessions
 
 PUBLIC_ENDPOINTS = frozenset({"auth.login", "firstrun.setup", "static", "probes.healthz", "probes.readyz",
@@ -35,17 +29,6 @@ CONTENT_SECURITY_POLICY = "; ".join([
 ])
 """No inline script or style anywhere, so injected markup in mail content could not run even if it escaped."""
 
-ERROR_TEXTS = {
-    400: ("Bad request", "The request could not be understood."),
-    403: ("Not allowed", "You do not have access to this page."),
-    404: ("Not found", "There is nothing here. It may have been removed, or the link is wrong."),
-    405: ("Not allowed", "This address does not accept that kind of request."),
-    413: ("Too large", "The upload is too large."),
-    429: ("Too many attempts", "Too many attempts. Wait a little and try again."),
-    500: ("Something went wrong", "The panel hit an internal error. Try again; if it keeps happening, tell an admin."),
-}
-
-
 MAX_ID = 2**31 - 1
 """The largest id a table holds (a 32-bit INTEGER on PostgreSQL): a larger number in a URL is simply not found."""
 
@@ -63,8 +46,8 @@ def password_fingerprint(user: User) -> str:
     return hashlib.sha256(user.password_hash.encode("utf-8")).hexdigest()[:24]
 
 
-def init_web(app: Flask) -> None:
-    """Configure sessions, Flask-Login, headers, error pages and template helpers for the panel."""
+def init_security(app: Flask) -> None:
+    """Configure sessions, Flask-Login, the sign-in guard and the security headers for the panel."""
     app.config.update(
         SESSION_COOKIE_NAME="rolsync_session",
         SESSION_COOKIE_HTTPONLY=True,
@@ -134,87 +117,3 @@ def init_web(app: Flask) -> None:
         if app.config.get("ENV_PRODUCTION") and request.is_secure:
             headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
         return response
-
-    @app.errorhandler(CSRFError)
-    def csrf_error(error: CSRFError):
-        return render_template("errors/error.html", code=400, title="The form has expired",
-                               message="The page was open too long or came from elsewhere. "
-                                       "Go back, reload the page and try again."), 400
-
-    @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException):
-        if error.code is None or error.code < 400:
-            return error
-        title, message = ERROR_TEXTS.get(error.code, (error.name, error.description or ""))
-        if request.path.endswith(".json") or request.accept_mimetypes.best == "application/json":
-            return {"error": title, "message": message}, error.code
-        return render_template("errors/error.html", code=error.code, title=title, message=message), error.code
-
-    @app.errorhandler(500)
-    def internal_error(error):
-        db.session.rollback()
-        title, message = ERROR_TEXTS[500]
-        return render_template("errors/error.html", code=500, title=title, message=message), 500
-
-    @app.context_processor
-    def navigation():
-        if not current_user.is_authenticated:
-            return {}
-        if "open_warnings" not in g:
-            g.open_warnings = open_count(db.session, current_user)
-        return {"nav_open_warnings": g.open_warnings}
-
-    app.add_template_filter(format_datetime, "datetime")
-    app.add_template_filter(format_date, "date")
-    app.add_template_filter(format_size, "filesize")
-    app.add_template_filter(format_count, "count")
-    app.add_template_global(format_duration, "duration")
-    # Codes the product keeps, in words (rolsync.labels): no page shows a class name, rule key or code.
-    app.add_template_filter(labels.rule_label, "rule_label")
-    app.add_template_filter(labels.error_sentence, "error_sentence")
-    app.add_template_filter(labels.attachment_reason_label, "attachment_reason")
-    app.add_template_filter(labels.warning_kind_label, "warning_kind")
-    app.add_template_filter(labels.reason_label, "reason_label")
-    app.add_template_filter(labels.outcome_label, "outcome_label")
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-
-
-def format_datetime(value: datetime | None, empty: str = "—") -> Markup:
-    """A <time> element in UTC; the page's script shows it in the reader's own time zone."""
-    if value is None:
-        return Markup(escape(empty))
-    value = _aware(value).astimezone(timezone.utc)
-    return Markup('<time datetime="{iso}">{text}</time>').format(
-        iso=value.isoformat(timespec="seconds"), text=value.strftime("%Y-%m-%d %H:%M UTC"))
-
-
-def format_date(value) -> str:
-    return value.strftime("%d %b") if value else ""
-
-
-def format_size(size: int | None) -> str:
-    if size is None:
-        return ""
-    value = float(size)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{int(value)} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} bytes"
-
-
-def format_duration(start: datetime | None, end: datetime | None) -> str:
-    """'took 3 s', 'took 2 min 5 s' for an import run; empty when it has not finished."""
-    if start is None or end is None:
-        return ""
-    seconds = max(0, int((_aware(end) - _aware(start)).total_seconds()))
-    if seconds < 60:
-        return f"took {seconds} s"
-    return f"took {seconds // 60} min {seconds % 60} s"
-
-
-def format_count(value: int | None) -> str:
-    return f"{value or 0:,}"
