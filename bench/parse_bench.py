@@ -16,7 +16,7 @@ CONSULTANT = f"consultant@{corpus_module.CONSULTANT_DOMAIN}"
 
 
 def _corpora(setup: dict) -> dict[str, list[bytes]]:
-    from rolsync.demo.corpus import build_mailbox
+    from devkit.sample_mail import build_mailbox
 
     bench = corpus_module.recruitment_corpus(setup.get("messages", 2000), CONSULTANT,
                                              corpus_module.crm_people(setup["records"]))

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bench.corpus import crm_people, recruitment_corpus
-from rolsync.demo.corpus import build_mailbox
+from devkit.sample_mail import build_mailbox
 from rolsync.mail.parse import MessageUnreadable, parse_message
 from tests.mail.corpus.collect import expected
 
