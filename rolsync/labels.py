@@ -31,6 +31,8 @@ REASON_LABELS = {
     "blocked": "the address is blocked",
     "custom": "a custom import rule",
     "held_for_record": "kept until a record has the address",
+    "linked": "kept, then imported when a record got the address",
+    "intake": "looks like an application from a new person",
 }
 
 ATTACHMENT_REASON_LABELS = {
@@ -50,6 +52,7 @@ RULE_LABELS = {
     "duplicate_contact": "the address belongs to several contacts",
     "duplicate_candidate": "the address belongs to several candidates",
     "no_match": "no record has the address",
+    "intake": "an application from a new person",
     "automatic_mail": "automatic mail",
     "exclude_images": "leave out images",
     "exclude_inline_images": "leave out images inside the message",
@@ -88,6 +91,9 @@ SETTING_LABELS = {
     "attachments.blocked_extensions": "Attachment types never kept",
     "automatic_mail.skip": "Skip auto-replies and bulk mail",
     "blocked.addresses": "Never import mail from or to",
+    "intake.enabled": "Put applications from new people on the New people page",
+    "intake.extensions": "Attachment types that make a message an application",
+    "intake.relays": "Applications relayed by job boards (the applicant in Reply-To)",
 }
 
 VALUE_LABELS = {

@@ -65,6 +65,7 @@ class WarningKind(str, enum.Enum):
     AUTH_FAILED = "auth_failed"
     UIDVALIDITY_UNSTABLE = "uidvalidity_unstable"
     CUSTOM_RULE = "custom_rule"
+    INTAKE = "intake"  # an application from an address no record has: the New people page
 
 
 class WarningStatus(str, enum.Enum):
@@ -438,6 +439,8 @@ class ImportWarning(db.Model):
     # The raw message in the document store, so resolving it needs no IMAP.
     raw_sha256: Mapped[str | None] = mapped_column(ForeignKey("stored_files.sha256"))
     rule: Mapped[str | None] = mapped_column(String(128))
+    # An intake item's applicant name and attachments ({"name", "attachments": [{"filename", ...}]}).
+    details: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # Who closed the warning, when and how (attached, attached_all, retried,
     # dismissed): an audit trail, kept as text like RuleSetVersion.author.

@@ -199,11 +199,15 @@ def hold_for_record(session: Session, *, user_id: int, address: str, message_key
     ).on_conflict_do_nothing())
 
 
-def link_pending(session: Session, store: DocumentStore, rules: CompiledRules, addresses: Iterable[str]) -> int:
+def link_pending(session: Session, store: DocumentStore, rules: CompiledRules, addresses: Iterable[str], *,
+                 onto: list[RecordRef] | None = None) -> int:
     """Import held messages onto the records that now have their addresses; returns notes made.
 
     Contacts first, then candidates, as the import decides; an address that
-    still belongs to several records stays held.
+    still belongs to several records stays held. `onto` names the record(s)
+    instead (New people's Create candidate, whose address may have been
+    retyped). Each message's ledger row then says imported, and a held
+    message is imported once however often this runs.
     """
     from rolsync.mail.parse import parse_message
     from rolsync.matching import find_records
@@ -212,20 +216,39 @@ def link_pending(session: Session, store: DocumentStore, rules: CompiledRules, a
     if not wanted:
         return 0
     held = list(session.scalars(select(PendingMessage).where(
-        PendingMessage.address.in_(wanted), PendingMessage.linked_at.is_(None))))
+        PendingMessage.address.in_(wanted), PendingMessage.linked_at.is_(None))
+        .order_by(PendingMessage.id).with_for_update()))
     if not held:
         return 0
-    lookups = find_records(session, [p.address for p in held])
+    lookups = find_records(session, [p.address for p in held]) if onto is None else {}
     created = 0
     for pending in held:
-        matches = lookups[pending.address]
-        records = matches.contacts or matches.candidates
-        if len(records) != 1:
+        if onto is None:
+            matches = lookups[pending.address]
+            records = matches.contacts or matches.candidates
+        else:
+            records = onto
+        if len(records) != 1 and onto is None:
             continue
         parsed = parse_message(store.read(pending.raw_sha256))
-        created += save_message_as_notes(session, store, rules, parsed, user_id=pending.user_id,
-                                         folder=pending.folder, direction=Direction(pending.direction),
-                                         records=records)
+        made = save_message_as_notes(session, store, rules, parsed, user_id=pending.user_id,
+                                     folder=pending.folder, direction=Direction(pending.direction),
+                                     records=records)
+        created += made
         pending.linked_at = utcnow()
+        _ledger_linked(session, pending, made)
     session.flush()
     return created
+
+
+def _ledger_linked(session: Session, pending: PendingMessage, notes_created: int) -> None:
+    """The held message's ledger row (skipped, or warned for New people) now says imported."""
+    from rolsync.models import ImportedMessage, Outcome
+
+    for row in session.scalars(select(ImportedMessage).where(
+            ImportedMessage.user_id == pending.user_id, ImportedMessage.message_key == pending.message_key)):
+        if row.outcome != Outcome.IMPORTED.value:
+            row.outcome = Outcome.IMPORTED.value
+            row.reason = "linked"
+            row.rule = None
+        row.notes_created = (row.notes_created or 0) + notes_created

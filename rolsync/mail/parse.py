@@ -256,6 +256,7 @@ class ParsedMessage:
     defects: list[str]
     content_hash: str
     size: int
+    reply_to_name: str = ""  # the first Reply-To's display name: a relayed application's applicant
 
     def discard_spool(self) -> None:
         """Delete the files of spooled attachments that were not moved into the document store."""
@@ -329,6 +330,7 @@ def parse_message(raw: bytes, *, spool_dir: Path | None = None) -> ParsedMessage
 
     senders = _addresses(msg, "from", defects)
     from_name, from_addr = senders[0] if senders else ("", None)
+    replies = _addresses(msg, "reply-to", defects)
     ctx = _Walk(defects, folds, spool_dir)
     segments = ctx.collect(msg, depth=0, parent="", body=True, root=True)
 
@@ -338,7 +340,7 @@ def parse_message(raw: bytes, *, spool_dir: Path | None = None) -> ParsedMessage
         date=_date(msg, defects),
         from_addr=from_addr,
         from_name=from_name,
-        reply_to=_unique(addr for _n, addr in _addresses(msg, "reply-to", defects)),
+        reply_to=_unique(addr for _n, addr in replies),
         to=_unique(addr for _n, addr in _addresses(msg, "to", defects)),
         cc=_unique(addr for _n, addr in _addresses(msg, "cc", defects)),
         bcc=_unique(addr for _n, addr in _addresses(msg, "bcc", defects)),
@@ -348,6 +350,7 @@ def parse_message(raw: bytes, *, spool_dir: Path | None = None) -> ParsedMessage
         defects=_unique(_clean(defect) for defect in defects),
         content_hash=hashlib.sha256(raw).hexdigest(),
         size=len(raw),
+        reply_to_name=replies[0][0] if replies else "",
     )
 
 

@@ -13,6 +13,8 @@ imported, and be compiled into a durable_rules ruleset by `engine.py`:
       "attachments": {"max_size": 0, "blocked_extensions": []},
       "automatic_mail": {"skip": true},
       "blocked": {"addresses": []},
+      "intake": {"enabled": true, "extensions": [".doc", ".docx", ".odt", ".pdf", ".rtf"],
+                 "relays": true},
       "custom_rules": []
     }
 
@@ -27,6 +29,11 @@ imported, and be compiled into a durable_rules ruleset by `engine.py`:
 `attachments.max_size` 0 means no limit. `automatic_mail.skip` leaves out
 auto-replies and bulk mail. `blocked.addresses` holds addresses and
 `@domain` entries (a domain covers its subdomains) never imported.
+`intake.enabled` puts received mail from an address no record has that looks
+like an application on the New people page (and holds it for the record made
+from it) whatever `no_match` says: mail with an attachment of one of
+`intake.extensions` (CVs), or with `intake.relays`, mail relayed by a job
+board (an unknown sender with the applicant in Reply-To).
 
 `custom_rules` is an ordered list (first = highest priority) of
 
@@ -61,6 +68,7 @@ DEFAULT_RULES: dict = {
     "attachments": {"max_size": 0, "blocked_extensions": []},
     "automatic_mail": {"skip": True},
     "blocked": {"addresses": []},
+    "intake": {"enabled": True, "extensions": [".doc", ".docx", ".odt", ".pdf", ".rtf"], "relays": True},
     "custom_rules": [],
 }
 
@@ -187,6 +195,19 @@ def validate(data: object) -> dict:
         elif not _ADDRESS.match(entry):
             errors.append(f"blocked.addresses: {entry!r} is not an e-mail address or @domain")
 
+    intake = _section(data, "intake", errors)
+    for key in ("enabled", "relays"):
+        if not isinstance(intake[key], bool):
+            errors.append(f"intake.{key}: must be true or false")
+    extensions = intake["extensions"]
+    if not isinstance(extensions, list) or not all(isinstance(e, str) for e in extensions):
+        errors.append("intake.extensions: must be a list like [\".pdf\", \".docx\"]")
+        extensions = []
+    intake["extensions"] = sorted({"." + e.strip().lower().lstrip(".") for e in extensions if e.strip()})
+    for ext in intake["extensions"]:
+        if not _EXTENSION.match(ext):
+            errors.append(f"intake.extensions: {ext!r} is not a file extension")
+
     custom = data.get("custom_rules", [])
     if not isinstance(custom, list):
         errors.append("custom_rules: must be a list")
@@ -207,6 +228,7 @@ def validate(data: object) -> dict:
         "attachments": attachments,
         "automatic_mail": automatic,
         "blocked": blocked,
+        "intake": intake,
         "custom_rules": custom,
     }
 
