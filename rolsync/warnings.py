@@ -130,7 +130,9 @@ def search_warnings(session: Session, viewer: User, wanted: WarningFilter, page:
 def open_count(session: Session, viewer: User) -> int:
     """The number in the navigation's badge."""
     query = _visible(select(func.count(ImportWarning.id)), viewer)
-    return session.scalar(query.where(ImportWarning.status == WarningStatus.OPEN.value)) or 0
+    # New people have their own page and count (rolsync.intake).
+    return session.scalar(query.where(ImportWarning.status == WarningStatus.OPEN.value,
+                                      ImportWarning.kind != WarningKind.INTAKE.value)) or 0
 
 
 def kinds_present(session: Session, viewer: User) -> list[str]:
