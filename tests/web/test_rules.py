@@ -120,6 +120,8 @@ SECTIONS = {
     "automatic_mail": ({"automatic_mail_skip": None}, {"skip": False}),
     "blocked": ({"blocked_addresses": "spam@jobs.example\n@Bulk.example"},
                 {"addresses": ["@bulk.example", "spam@jobs.example"]}),
+    "intake": ({"intake_enabled": None, "intake_extensions": "pdf, .DOCX", "intake_relays": None},
+               {"enabled": False, "extensions": [".docx", ".pdf"], "relays": False}),
 }
 
 

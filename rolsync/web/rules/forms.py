@@ -168,6 +168,12 @@ class RulesForm(FlaskForm):
     blocked_addresses = TextAreaField("Never import mail from or to", render_kw={
         "rows": 3, "spellcheck": "false", "placeholder": "noreply@jobboard.example\n@spam.example"})
 
+    intake_enabled = BooleanField("Put applications from new people on the New people page")
+    intake_extensions = StringField("Attachment types that make a message an application", render_kw={
+        "placeholder": ".pdf, .doc, .docx, .odt, .rtf", "spellcheck": "false"})
+    intake_relays = BooleanField("Applications relayed by job boards (an unknown sender with the applicant in "
+                                 "Reply-To)")
+
     custom_rules = FieldList(FormField(CustomRuleForm), max_entries=MAX_CUSTOM_RULES)
 
     # What the admin is editing on top of: saving over someone else's newer version needs a second click.
@@ -207,6 +213,9 @@ class RulesForm(FlaskForm):
             "attachments_blocked_extensions": ", ".join(definition["attachments"]["blocked_extensions"]),
             "automatic_mail_skip": definition["automatic_mail"]["skip"],
             "blocked_addresses": "\n".join(definition["blocked"]["addresses"]),
+            "intake_enabled": definition["intake"]["enabled"],
+            "intake_extensions": ", ".join(definition["intake"]["extensions"]),
+            "intake_relays": definition["intake"]["relays"],
             "custom_rules": [_rule_data(rule) for rule in definition["custom_rules"]],
         }
 
@@ -224,6 +233,8 @@ class RulesForm(FlaskForm):
                             "blocked_extensions": _words(self.attachments_blocked_extensions.data)},
             "automatic_mail": {"skip": bool(self.automatic_mail_skip.data)},
             "blocked": {"addresses": _words(self.blocked_addresses.data)},
+            "intake": {"enabled": bool(self.intake_enabled.data), "extensions": _words(self.intake_extensions.data),
+                       "relays": bool(self.intake_relays.data)},
             "custom_rules": [_rule_definition(entry.form) for entry in self.custom_rules],
         }
 
@@ -262,6 +273,8 @@ class RulesForm(FlaskForm):
             "attachments": self.attachments_max_size,
             "automatic_mail.skip": self.automatic_mail_skip, "automatic_mail": self.automatic_mail_skip,
             "blocked.addresses": self.blocked_addresses, "blocked": self.blocked_addresses,
+            "intake.enabled": self.intake_enabled, "intake.extensions": self.intake_extensions,
+            "intake.relays": self.intake_relays, "intake": self.intake_enabled,
         }
         if path in sections:
             return sections[path]

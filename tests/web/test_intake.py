@@ -1,0 +1,83 @@
+"""New people in the panel (test client): who sees what, the count, and the rules page knowing the new action."""
+from __future__ import annotations
+
+import io
+import re
+
+from sqlalchemy import select
+
+from rolsync.extensions import db
+from rolsync.models import ImportWarning
+from tests.mail.builders import build_message, minimal_pdf
+from tests.web.conftest import sign_in
+from tests.web.test_rules import form_data, save
+
+CONSULTANT_PASSWORD = "user-password-123"
+
+
+def _application(consultant, sender="Sam Stranger <sam@applicants.example>", subject="My CV") -> bytes:
+    return build_message(from_=sender, to=consultant.email, subject=subject,
+                         attachments=[("cv.pdf", "application/pdf", minimal_pdf())])
+
+
+def _count(html: str) -> str:
+    return re.search(r"data-new-people[^>]*>(\d+)<", html).group(1)
+
+
+def test_new_people_has_its_own_count_and_only_the_owner_and_admins_see_an_item(app, consultant, crm, other_user,
+                                                                               admin):
+    consultant.deliver("INBOX", _application(consultant))
+    consultant.import_now()
+    client = app.test_client()
+    sign_in(client, consultant.email, CONSULTANT_PASSWORD)
+    html = client.get("/new-people").get_data(as_text=True)
+    assert _count(html) == "1"
+    assert re.search(r"data-open-warnings[^>]*>0<", html), "an application is not a warning"
+    assert "Sam Stranger" in html and "sam@applicants.example" in html and "My CV" in html
+    item = db.session.scalar(select(ImportWarning).where(ImportWarning.kind == "intake"))
+    assert client.get(f"/new-people/{item.id}/attachments/0").data == minimal_pdf()
+
+    assert "Sam Stranger" in admin.client.get("/new-people").get_data(as_text=True)
+    assert "Sam Stranger" not in other_user.client.get("/new-people").get_data(as_text=True)
+    assert other_user.client.get(f"/new-people/{item.id}/attachments/0").status_code == 404
+    response = other_user.client.post(f"/new-people/{item.id}/create",
+                                      data={"name": "Sam", "email": "sam@applicants.example"})
+    assert response.status_code == 404
+
+
+def test_create_candidate_refuses_a_bad_address_and_loses_nothing(app, consultant, crm):
+    consultant.deliver("INBOX", _application(consultant))
+    consultant.import_now()
+    client = app.test_client()
+    sign_in(client, consultant.email, CONSULTANT_PASSWORD)
+    item = db.session.scalar(select(ImportWarning).where(ImportWarning.kind == "intake"))
+    response = client.post(f"/new-people/{item.id}/create", data={"name": "Sam", "email": "not an address"},
+                           follow_redirects=True)
+    assert "not an address is not an e-mail address." in response.get_data(as_text=True)
+    assert _count(response.get_data(as_text=True)) == "1"
+    response = client.post(f"/new-people/{item.id}/create", data={"name": "  ", "email": "sam@applicants.example"},
+                           follow_redirects=True)
+    assert "Give the candidate a name." in response.get_data(as_text=True)
+    assert consultant.notes() == []
+
+
+def test_the_rules_page_preview_and_versions_know_new_people(app, admin, crm):
+    html = admin.client.get("/rules").get_data(as_text=True)
+    assert "Applications from new people" in html
+    assert re.search(r'id="intake_extensions"[^>]*value="\.doc, \.docx, \.odt, \.pdf, \.rtf"', html) or \
+        re.search(r'value="\.doc, \.docx, \.odt, \.pdf, \.rtf"[^>]*id="intake_extensions"', html)
+
+    posted = form_data(action="preview", intake_enabled=None)
+    application = build_message(from_="Sam <sam@applicants.example>", to="jo@agency.example", subject="My CV",
+                                attachments=[("cv.pdf", "application/pdf", minimal_pdf())])
+    posted["preview_files"] = [(io.BytesIO(application), "cv.eml")]
+    response = admin.client.post("/rules", data=posted, content_type="multipart/form-data")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200, html[:3000]
+    assert "1 would be handled differently" in html
+    row = re.search(r'<tr class="is-changed">(.*?)</tr>', html, re.S).group(1)
+    assert "an application from a new person" in row or "looks like an application" in row
+
+    assert save(admin.client, comment="no New people", intake_enabled=None).status_code == 302
+    html = admin.client.get("/rules/versions").get_data(as_text=True)
+    assert "Put applications from new people on the New people page: on \u2192 off" in html
