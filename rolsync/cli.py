@@ -305,6 +305,45 @@ def export_warnings() -> None:
     ])
 
 
+records_cli = AppGroup("records", help="A contact's or candidate's mail.")
+
+
+@records_cli.command("backfill")
+@click.argument("email")
+@click.option("--user", "user_email", required=True, help="Whose mailbox to search.")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="Only mail from this day on (YYYY-MM-DD).")
+def backfill_record_cli(email: str, user_email: str, since) -> None:
+    """Import the past mail of the record with address EMAIL from USER's mailbox, in this process."""
+    from rolsync.backfill import BackfillError, backfill_record
+    from rolsync.mail.parse import normalise_address
+    from rolsync.matching import find_records
+    from rolsync.models import RecordKind
+
+    address = normalise_address(email)
+    matches = find_records(db.session, [address or ""]).get(address or "")
+    records = (matches.contacts or matches.candidates) if matches else []
+    if not records:
+        raise click.ClickException(f"no contact or candidate has the address {email}")
+    if len(records) > 1:
+        raise click.ClickException(f"{email} belongs to {len(records)} records; remove the duplicate first")
+    ref = records[0]
+    record = db.session.get(Contact if ref.kind is RecordKind.CONTACT else Candidate, ref.id)
+    account = _account(user_email)
+    svc = services.get()
+    config = svc.config
+    try:
+        result = backfill_record(db.session, account, record, since=since.date() if since else None,
+                                 secrets=svc.secrets, store=svc.documents, redis=svc.redis,
+                                 queue_name=svc.queue.name, lock_seconds=config["IMPORT_LOCK_SECONDS"],
+                                 fetch_batch=config["IMPORT_FETCH_BATCH"], timeout=config["IMAP_TIMEOUT"])
+    except BackfillError as exc:
+        raise click.ClickException(f"{exc} {exc.hint}".strip()) from exc
+    except MailError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(result.as_json()))
+
+
 def register_commands(app: Flask) -> None:
-    for group in (users_cli, crm_cli, mail_cli, rules_cli, notes_cli, warnings_cli):
+    for group in (users_cli, crm_cli, mail_cli, rules_cli, notes_cli, warnings_cli, records_cli):
         app.cli.add_command(group)

@@ -1,0 +1,204 @@
+"""A record's past mail on demand: search the consultant's mailbox for the record's addresses and import it.
+
+The first run imports only the newest messages of each folder; a candidate
+added today has no history. ``backfill_record`` searches the server (IMAP
+SEARCH FROM/TO/CC each of the record's addresses, in the Inbox and Sent,
+optionally since a day) beyond that floor and imports what it finds through
+the import's own machinery (`rolsync.importer.AccountImporter`: the same
+rules, notes and ledger), one committed batch at a time, without moving the
+folders' watermarks. A message the ledger has as imported is never imported
+again, so pressing the button twice, or a worker killed half-way and run
+again, imports each message once. A message the ledger has as skipped (it
+came before the record existed) is decided again and, if it now matches,
+its ledger row is replaced by the imported one.
+
+It holds the mailbox's import lock (`rolsync.jobs.lock_key`) while it runs, so
+it never writes the ledger at the same time as that mailbox's import.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from rolsync.crypto import SecretBox
+from rolsync.documents import DocumentStore
+from rolsync.importer import FOLDER_ROLES, AccountImporter, FolderCounts, ImportResult, _Message, settings_for
+from rolsync.mail.imap import MailboxSession
+from rolsync.models import Candidate, Contact, Direction, FolderState, ImportedMessage, MailAccount, Outcome
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGES = 5000
+"""Messages one backfill reads at most (newest first): a bound on what one press may cost."""
+MAX_ADDRESSES = 20
+
+
+class BackfillError(ValueError):
+    """The backfill cannot start; the sentence says why."""
+
+    code = "backfill_refused"
+
+    def __init__(self, sentence: str, hint: str = ""):
+        super().__init__(sentence)
+        self.hint = hint
+
+
+@dataclass
+class _Folder:
+    """What the ledger needs of a folder the import has never read (no FolderState yet)."""
+
+    name: str
+    uidvalidity: int | None
+
+
+class BackfillResult(ImportResult):
+    """The counts `flask mail import` prints, and how many messages the search found."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found = 0
+
+
+class RecordBackfill(AccountImporter):
+    """One backfill of one mailbox for a set of addresses."""
+
+    def __init__(self, session: Session, account: MailAccount, *, addresses: list[str], since: date | None,
+                 secrets: SecretBox, store: DocumentStore, fetch_batch: int = 50, timeout: float = 30.0,
+                 progress: Callable[[int, int], None] | None = None, max_messages: int = MAX_MESSAGES):
+        super().__init__(session, account, secrets=secrets, store=store, fetch_batch=fetch_batch, timeout=timeout,
+                         progress=progress, max_messages=max_messages)
+        self.addresses = sorted(set(addresses))[:MAX_ADDRESSES]
+        self.since = since
+        self._skipped: set[str] = set()
+
+    def run(self) -> BackfillResult:  # type: ignore[override]
+        result = BackfillResult()
+        with MailboxSession(settings_for(self.account, self.secrets, self.timeout)) as mailbox:
+            folders = self._known_folders() or mailbox.find_folders()
+            plan = []
+            for role in FOLDER_ROLES:
+                name = folders.get(role)
+                if name is None:
+                    continue
+                status = mailbox.examine(name)
+                plan.append((role, name, status.uidvalidity, mailbox.uids_with_addresses(self.addresses, self.since)))
+            result.found = sum(len(uids) for *_, uids in plan)
+            budget = self.max_messages
+            total = min(result.found, budget)
+            done = 0
+            self.progress(0, total)
+            for role, name, uidvalidity, uids in plan:
+                take = uids[-budget:] if budget > 0 else []  # the newest, when there are too many
+                result.more = result.more or len(take) < len(uids)
+                budget -= len(take)
+                counts = result.folders[role] = FolderCounts(name)
+                if not take:
+                    continue
+                mailbox.examine(name)
+                state = self.session.scalar(select(FolderState).where(
+                    FolderState.account_id == self.account.id, FolderState.role == role))
+                folder = state if state is not None and state.name == name else _Folder(name, uidvalidity)
+                direction = Direction.RECEIVED if role == "inbox" else Direction.SENT
+                for batch, messages in self._parsed(mailbox.fetch_batches(take, batch_size=self.fetch_batch),
+                                                    use_pool=False):
+                    try:
+                        self._backfill_batch(messages, folder, direction, counts)
+                    finally:
+                        for message in messages:
+                            if message.parsed is not None:
+                                message.parsed.discard_spool()
+                    done += len(batch)
+                    self.progress(done, total)
+        return result
+
+    def _backfill_batch(self, messages: list[_Message], folder, direction: Direction,
+                        counts: FolderCounts) -> None:
+        for attempt in (1, 2):
+            try:
+                self._refresh_rules()
+                self._decide(messages, direction)
+                self._replace_skipped(messages)
+                self._save(messages, folder)
+                self.session.commit()
+                break
+            except IntegrityError:
+                # A note of the same message saved a moment ago by another mailbox's import: decide again.
+                self.session.rollback()
+                if attempt == 2:
+                    raise
+            except Exception:
+                self.session.rollback()
+                raise
+        for message in messages:
+            counts.count(message.outcome)
+
+    def _in_ledger(self, keys: set[str]) -> set[str]:
+        """The keys whose ledger row settles them; a skipped message is decided again (its record may be new)."""
+        if not keys:
+            return set()
+        rows = self.session.execute(select(ImportedMessage.dedupe_key, ImportedMessage.outcome).where(
+            ImportedMessage.user_id == self.user_id, ImportedMessage.dedupe_key.in_(sorted(keys)))).all()
+        self._skipped = {key for key, outcome in rows if outcome == Outcome.SKIPPED.value}
+        return {key for key, outcome in rows if outcome != Outcome.SKIPPED.value}
+
+    def _replace_skipped(self, messages: list[_Message]) -> None:
+        """A message skipped before that now imports gets a new ledger row; one still skipped keeps its old one."""
+        replace = []
+        for message in messages:
+            if message.key not in self._skipped or message.outcome is None:
+                continue
+            if message.outcome.outcome is Outcome.IMPORTED:
+                replace.append(message.key)
+            else:
+                message.outcome = None  # nothing new to say about it
+                message.decision = None
+        if replace:
+            self.session.execute(delete(ImportedMessage).where(
+                ImportedMessage.user_id == self.user_id, ImportedMessage.dedupe_key.in_(sorted(replace))))
+
+
+def record_addresses(record: Contact | Candidate) -> list[str]:
+    return sorted(e.address for e in record.emails)
+
+
+def backfill_record(session: Session, account: MailAccount, record: Contact | Candidate, *, since: date | None,
+                    secrets: SecretBox, store: DocumentStore, redis, queue_name: str, lock_seconds: int,
+                    fetch_batch: int = 50, timeout: float = 30.0,
+                    progress: Callable[[int, int], None] | None = None) -> BackfillResult:
+    """Search `account`'s mailbox for `record`'s addresses and import what is found; holds the mailbox's lock."""
+    from rolsync.jobs import lock_key
+
+    addresses = record_addresses(record)
+    if not addresses:
+        raise BackfillError(f"{record.name} has no e-mail address to search for.",
+                            "Add an address to the record first.")
+    lock = redis.lock(lock_key(account.id, queue_name), timeout=lock_seconds, blocking=True,
+                      blocking_timeout=lock_seconds * 2)
+    if not lock.acquire():
+        raise BackfillError("The mailbox is being imported right now.", "Try again in a minute.")
+    renew_every = max(lock_seconds / 3, 1)
+    last = time.monotonic()
+    report = progress or (lambda done, total: None)
+
+    def renewing(done: int, total: int) -> None:
+        nonlocal last
+        if time.monotonic() - last >= renew_every:
+            lock.reacquire()
+            last = time.monotonic()
+        report(done, total)
+
+    try:
+        return RecordBackfill(session, account, addresses=addresses, since=since, secrets=secrets, store=store,
+                              fetch_batch=fetch_batch, timeout=timeout, progress=renewing).run()
+    finally:
+        try:
+            lock.release()
+        except Exception:  # it expired: nothing of ours to release
+            log.warning("the import lock of account %s had expired during a backfill", account.id)
