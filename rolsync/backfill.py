@@ -50,6 +50,10 @@ class BackfillError(ValueError):
         self.hint = hint
 
 
+class MailboxBusy(BackfillError):
+    code = "mailbox_busy"
+
+
 @dataclass
 class _Folder:
     """What the ledger needs of a folder the import has never read (no FolderState yet)."""
@@ -170,7 +174,7 @@ def record_addresses(record: Contact | Candidate) -> list[str]:
 
 def backfill_record(session: Session, account: MailAccount, record: Contact | Candidate, *, since: date | None,
                     secrets: SecretBox, store: DocumentStore, redis, queue_name: str, lock_seconds: int,
-                    fetch_batch: int = 50, timeout: float = 30.0,
+                    lock_wait: float | None = None, fetch_batch: int = 50, timeout: float = 30.0,
                     progress: Callable[[int, int], None] | None = None) -> BackfillResult:
     """Search `account`'s mailbox for `record`'s addresses and import what is found; holds the mailbox's lock."""
     from rolsync.jobs import lock_key
@@ -179,10 +183,11 @@ def backfill_record(session: Session, account: MailAccount, record: Contact | Ca
     if not addresses:
         raise BackfillError(f"{record.name} has no e-mail address to search for.",
                             "Add an address to the record first.")
-    lock = redis.lock(lock_key(account.id, queue_name), timeout=lock_seconds, blocking=True,
-                      blocking_timeout=lock_seconds * 2)
+    wait = lock_seconds * 2 if lock_wait is None else lock_wait
+    lock = redis.lock(lock_key(account.id, queue_name), timeout=lock_seconds, blocking=wait > 0,
+                      blocking_timeout=wait or None)
     if not lock.acquire():
-        raise BackfillError("The mailbox is being imported right now.", "Try again in a minute.")
+        raise MailboxBusy("The mailbox is being imported right now.", "Try again in a minute.")
     renew_every = max(lock_seconds / 3, 1)
     last = time.monotonic()
     report = progress or (lambda done, total: None)
@@ -202,3 +207,139 @@ def backfill_record(session: Session, account: MailAccount, record: Contact | Ca
             lock.release()
         except Exception:  # it expired: nothing of ours to release
             log.warning("the import lock of account %s had expired during a backfill", account.id)
+
+
+# -- in the background: an RQ job per (mailbox, record) ----------------------------------------
+
+JOB_PREFIX = "backfill-"
+
+
+def job_id_for(queue_name: str, account_id: int, kind: str, record_id: int) -> str:
+    """One backfill per mailbox and record at a time (RQ job ids are global to a Redis database)."""
+    return f"{queue_name}-{JOB_PREFIX}{account_id}-{kind}-{record_id}"
+
+
+def enqueue_backfill(queue, account_id: int, kind: str, record_id: int, since: date | None):
+    """Queue the backfill unless the same one is queued or running; (job, created).
+
+    A job RQ lists as started while nobody holds the mailbox's lock was
+    abandoned by a worker that died: it is replaced (the backfill is idempotent).
+    """
+    from rq import Retry
+    from rq.exceptions import DuplicateJobError, NoSuchJobError
+    from rq.job import Job, JobStatus
+    from rq.registry import StartedJobRegistry
+
+    from rolsync.jobs import ACTIVE_STATUSES, lock_key
+
+    job_id = job_id_for(queue.name, account_id, kind, record_id)
+    try:
+        existing = Job.fetch(job_id, connection=queue.connection)
+        status = existing.get_status(refresh=True)
+        abandoned = status == JobStatus.STARTED and not queue.connection.exists(lock_key(account_id, queue.name))
+        if status in ACTIVE_STATUSES and not abandoned:
+            return existing, False
+        if abandoned:
+            StartedJobRegistry(queue=queue).remove_executions(existing)
+        existing.delete()
+    except NoSuchJobError:
+        pass
+    try:
+        job = queue.enqueue(backfill_job, account_id, kind, record_id, since.isoformat() if since else None,
+                            job_id=job_id, unique=True, description=f"past mail of {kind} {record_id}",
+                            result_ttl=24 * 3600, failure_ttl=7 * 24 * 3600, retry=Retry(max=3, interval=[1, 5, 30]))
+    except DuplicateJobError:
+        return Job.fetch(job_id, connection=queue.connection), False
+    return job, True
+
+
+def backfill_job(account_id: int, kind: str, record_id: int, since: str | None = None):
+    """Import a record's past mail from one mailbox (ids only: nothing secret in the job's arguments)."""
+    from rq import Retry, get_current_job
+
+    from rolsync import services
+    from rolsync.extensions import db
+    from rolsync.jobs import _after_fork, _get_app
+    from rolsync.records import RecordNotFound, get_record
+
+    app = _get_app()
+    with app.app_context():
+        _after_fork(db)
+        svc = services.get()
+        job = get_current_job()
+        try:
+            account = db.session.get(MailAccount, account_id)
+            try:
+                record = get_record(db.session, kind, record_id)
+            except RecordNotFound:
+                return {"skipped": "the record is gone"}
+            if account is None:
+                return {"skipped": "the mailbox is gone"}
+
+            def progress(done: int, total: int) -> None:
+                if job is not None:
+                    job.meta["progress"] = {"done": done, "total": total}
+                    job.save_meta()
+
+            config = app.config
+            try:
+                result = backfill_record(
+                    db.session, account, record, since=date.fromisoformat(since) if since else None,
+                    secrets=svc.secrets, store=svc.documents, redis=svc.redis, queue_name=svc.queue.name,
+                    lock_seconds=config["IMPORT_LOCK_SECONDS"], lock_wait=0,
+                    fetch_batch=config["IMPORT_FETCH_BATCH"], timeout=config["IMAP_TIMEOUT"], progress=progress)
+            except MailboxBusy:
+                log.info("account %s is being imported; the backfill waits for it", account_id)
+                return Retry(max=10, interval=5)
+            return {**result.as_json(), "found": result.found}
+        finally:
+            db.session.remove()
+
+
+@dataclass
+class BackfillState:
+    """`state` as `rolsync.status.JobState` says it; `counts` of the last finished run."""
+
+    state: str
+    done: int | None = None
+    total: int | None = None
+    counts: dict | None = None
+    error: bool = False
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("queued", "running")
+
+    @property
+    def label(self) -> str:
+        from rolsync.status import STATE_LABELS
+
+        return {"running": "Importing past e-mails"}.get(self.state, STATE_LABELS.get(self.state, self.state))
+
+    def as_json(self) -> dict:
+        return {"state": self.state, "active": self.active, "label": self.label, "done": self.done,
+                "total": self.total}
+
+
+def backfill_state(redis, queue_name: str, account_id: int, kind: str, record_id: int) -> BackfillState:
+    """Where the record's backfill from this mailbox stands, for the record page's progress bar."""
+    from redis.exceptions import RedisError
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    from rolsync.status import _STATES
+
+    try:
+        job = Job.fetch(job_id_for(queue_name, account_id, kind, record_id), connection=redis)
+        status = job.get_status(refresh=False)
+        progress = (job.meta or {}).get("progress") or {}
+        state = _STATES.get(status, "idle") if status else "idle"
+        counts = job.return_value() if state == "finished" else None
+    except NoSuchJobError:
+        return BackfillState("idle")
+    except RedisError:
+        log.warning("cannot read the backfill job of account %s from Redis", account_id, exc_info=True)
+        return BackfillState("unknown")
+    if state in ("queued", "running"):
+        return BackfillState(state, progress.get("done"), progress.get("total"))
+    return BackfillState(state, counts=counts if isinstance(counts, dict) else None, error=state == "failed")
