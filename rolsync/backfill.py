@@ -343,3 +343,33 @@ def backfill_state(redis, queue_name: str, account_id: int, kind: str, record_id
     if state in ("queued", "running"):
         return BackfillState(state, progress.get("done"), progress.get("total"))
     return BackfillState(state, counts=counts if isinstance(counts, dict) else None, error=state == "failed")
+
+
+# -- how far back the first import reaches ---------------------------------------------------
+
+
+def first_run_plan(session: Session, account: MailAccount | None) -> list[str]:
+    """What the mailbox's first import will take, folder by folder, in words; [] once it has started.
+
+    "Inbox: the newest 100 messages", "Sent: every message since 1 March 2024".
+    """
+    from rolsync.labels import day_label
+    from rolsync.rules.store import active_rules
+
+    if account is None:
+        return []
+    started = session.scalar(select(FolderState.id).where(FolderState.account_id == account.id,
+                                                          FolderState.uidvalidity.is_not(None)).limit(1))
+    if started is not None:
+        return []
+    rules = active_rules(session)
+    plan = []
+    for role, label in (("inbox", "Inbox"), ("sent", "Sent")):
+        since = rules.first_run_since(role)
+        if since is not None:
+            plan.append(f"{label}: every message since {day_label(since.isoformat())}")
+            continue
+        limit = rules.first_run_limit(role)
+        plan.append(f"{label}: " + ("nothing" if limit == 0 else "the newest message" if limit == 1
+                                    else f"the newest {limit} messages"))
+    return plan

@@ -347,10 +347,15 @@ class AccountImporter:
     def _uids_to_read(self, mailbox: MailboxSession, state: FolderState, role: str) -> tuple[list[int], int]:
         status = mailbox.examine(state.name)
         if state.uidvalidity is None:
-            # First run: only the newest N; everything older stays out for good.
-            cap = self.rules.first_run_limit(role)
-            newest = mailbox.newest_uids(cap) if cap else []
-            state.floor_uid = newest[0] if newest else (0 if cap else status.uidnext)
+            # First run: only the newest N, or what arrived since a day; everything older stays out for good.
+            since = self.rules.first_run_since(role)
+            if since is not None:
+                found = mailbox.uids_since(since)
+                state.floor_uid = found[0] if found else status.uidnext
+            else:
+                cap = self.rules.first_run_limit(role)
+                newest = mailbox.newest_uids(cap) if cap else []
+                state.floor_uid = newest[0] if newest else (0 if cap else status.uidnext)
             state.uidvalidity = status.uidvalidity
             state.last_uid = 0
         elif state.uidvalidity != status.uidvalidity:

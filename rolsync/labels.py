@@ -87,6 +87,8 @@ SETTING_LABELS = {
     "no_match.action": "No contact or candidate has the address",
     "first_run.inbox": "First import: newest Inbox messages",
     "first_run.sent": "First import: newest Sent messages",
+    "first_run.inbox_since": "First import: Inbox messages since",
+    "first_run.sent_since": "First import: Sent messages since",
     "attachments.max_size": "Largest attachment kept",
     "attachments.blocked_extensions": "Attachment types never kept",
     "automatic_mail.skip": "Skip auto-replies and bulk mail",
@@ -152,6 +154,17 @@ def size_label(size: int | None) -> str:
     return f"{value:.3g} GB"
 
 
+def day_label(value: str) -> str:
+    """'2024-03-01' as people write it: '1 March 2024'."""
+    import datetime
+
+    try:
+        day = datetime.date.fromisoformat(value)
+    except ValueError:
+        return value
+    return f"{day.day} {day.strftime('%B')} {day.year}"
+
+
 def setting_label(key: str) -> str:
     return SETTING_LABELS.get(key, words(key).capitalize())
 
@@ -164,6 +177,8 @@ def setting_value(key: str, value: object) -> str:
         return ", ".join(map(str, value)) or "(none)"
     if value is None:
         return "(not set)"
+    if key.endswith("_since") and isinstance(value, str):
+        return day_label(value)
     if key in SIZE_SETTINGS and isinstance(value, int):
         return size_label(value) if value else ("no limit" if key == "attachments.max_size" else "off")
     return VALUE_LABELS.get(key, {}).get(str(value), str(value))

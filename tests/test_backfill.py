@@ -81,3 +81,29 @@ def test_backfill_refuses_an_address_no_record_has(app, consultant, crm):
     result = consultant.cli("records", "backfill", "nobody@example.org", "--user", consultant.email)
     assert result.exit_code != 0
     assert "no contact or candidate has the address nobody@example.org" in result.output
+
+
+def test_the_first_run_by_date_takes_what_arrived_since_that_day_and_preferences_say_so_before(
+        app, consultant, crm, tmp_path):
+    client = app.test_client()
+    from tests.web.conftest import sign_in
+
+    sign_in(client, consultant.email, "user-password-123")
+    html = client.get("/preferences").get_data(as_text=True)
+    assert "The first import will take Inbox: the newest 100 messages; Sent: the newest 100 messages." in html
+
+    # Dovecot dates an appended message by its arrival, today; so "since" a future day takes nothing and a
+    # past day takes everything, however many: more than the newest-N cap set next to it.
+    _set_rules(consultant, tmp_path, first_run={"inbox": 1, "sent": 1, "inbox_since": "2024-03-01",
+                                                "sent_since": "2999-01-01"})
+    html = client.get("/preferences").get_data(as_text=True)
+    assert ("The first import will take Inbox: every message since 1 March 2024; "
+            "Sent: every message since 1 January 2999.") in html
+    for n in range(3):
+        consultant.deliver("INBOX", build_message(from_="carol@client.example", to=consultant.email,
+                                                  subject=f"Inbox {n}"))
+    consultant.deliver("Sent", build_message(from_=consultant.email, to="carol@client.example", subject="Sent"))
+    summary = consultant.import_now()
+    assert summary["imported"] == 3
+    assert sorted(n["subject"] for n in consultant.notes()) == ["Inbox 0", "Inbox 1", "Inbox 2"]
+    assert "The first import will take" not in client.get("/preferences").get_data(as_text=True)

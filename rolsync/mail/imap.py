@@ -530,6 +530,14 @@ class MailboxSession:
                 found = sorted(client.search(["ALL"]))
         return found[-limit:]
 
+    def uids_since(self, day: date) -> list[int]:
+        """UIDs of the selected folder's messages that arrived on or after `day` (a first run by date)."""
+        folder = self._require_folder()
+        if folder.exists == 0:
+            return []
+        with self._translating() as client:
+            return sorted(client.search(["SINCE", day]))
+
     def uids_with_addresses(self, addresses: list[str], since: date | None = None) -> list[int]:
         """UIDs of the selected folder's messages from, to or cc any of `addresses`, optionally since a day.
 

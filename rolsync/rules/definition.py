@@ -9,7 +9,7 @@ imported, and be compiled into a durable_rules ruleset by `engine.py`:
       "images": {"mode": "exclude_all", "min_size": 0},
       "duplicate_address": {"action": "warn"},
       "no_match": {"action": "skip"},
-      "first_run": {"inbox": 100, "sent": 100},
+      "first_run": {"inbox": 100, "sent": 100, "inbox_since": null, "sent_since": null},
       "attachments": {"max_size": 0, "blocked_extensions": []},
       "automatic_mail": {"skip": true},
       "blocked": {"addresses": []},
@@ -26,7 +26,10 @@ imported, and be compiled into a durable_rules ruleset by `engine.py`:
 `duplicate_address.action` is `warn` (the seed), `attach_all` or
 `attach_latest`. `no_match.action` is `skip` (the seed), `warn`, or `keep`
 (hold the message and import it onto a record added later with the address).
-`attachments.max_size` 0 means no limit. `automatic_mail.skip` leaves out
+`first_run.inbox` and `first_run.sent` are how many of a folder's newest
+messages a mailbox's first import takes; `first_run.inbox_since` and
+`first_run.sent_since` ("YYYY-MM-DD", or null) take every message that
+arrived on or after that day instead. `attachments.max_size` 0 means no limit. `automatic_mail.skip` leaves out
 auto-replies and bulk mail. `blocked.addresses` holds addresses and
 `@domain` entries (a domain covers its subdomains) never imported.
 `intake.enabled` puts received mail from an address no record has that looks
@@ -52,6 +55,7 @@ refused, and every match runs under a time limit.
 from __future__ import annotations
 
 import copy
+import datetime
 import hashlib
 import json
 import re
@@ -64,7 +68,7 @@ DEFAULT_RULES: dict = {
     "images": {"mode": "exclude_all", "min_size": 0},
     "duplicate_address": {"action": "warn"},
     "no_match": {"action": "skip"},
-    "first_run": {"inbox": 100, "sent": 100},
+    "first_run": {"inbox": 100, "sent": 100, "inbox_since": None, "sent_since": None},
     "attachments": {"max_size": 0, "blocked_extensions": []},
     "automatic_mail": {"skip": True},
     "blocked": {"addresses": []},
@@ -166,6 +170,17 @@ def validate(data: object) -> dict:
     first_run = _section(data, "first_run", errors)
     _count(first_run, "inbox", "first_run", errors, MAX_FIRST_RUN)
     _count(first_run, "sent", "first_run", errors, MAX_FIRST_RUN)
+    for key in ("inbox_since", "sent_since"):
+        value = first_run[key]
+        if value in (None, ""):
+            first_run[key] = None
+            continue
+        try:
+            first_run[key] = datetime.date.fromisoformat(value).isoformat() if isinstance(value, str) else None
+        except ValueError:
+            first_run[key] = None
+        if first_run[key] is None:
+            errors.append(f"first_run.{key}: must be a day as YYYY-MM-DD, or empty, got {value!r}")
 
     attachments = _section(data, "attachments", errors)
     _count(attachments, "max_size", "attachments", errors)

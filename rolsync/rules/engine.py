@@ -49,6 +49,7 @@ still durable_rules' own, made the first time those exact facts were posted.
 """
 from __future__ import annotations
 
+import datetime
 import enum
 import os
 import threading
@@ -276,6 +277,11 @@ class CompiledRules:
 
     def first_run_limit(self, folder_role: str) -> int:
         return self.definition["first_run"][folder_role]
+
+    def first_run_since(self, folder_role: str) -> datetime.date | None:
+        """The day from which a first import takes every message of the folder; None: the newest N instead."""
+        value = self.definition["first_run"].get(f"{folder_role}_since")
+        return datetime.date.fromisoformat(value) if value else None
 
     def is_blocked(self, address: str) -> bool:
         entries = self.definition["blocked"]["addresses"]

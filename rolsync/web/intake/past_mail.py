@@ -34,6 +34,12 @@ def past_mail(record: Contact | Candidate) -> dict:
     return {"account": current_user.mail_account, "job": _state(record)}
 
 
+@bp.app_template_global("first_run_plan")
+def first_run_plan(account) -> list[str]:
+    """For Preferences: what the first import of this mailbox will take, before it starts."""
+    return backfill.first_run_plan(db.session, account)
+
+
 @bp.route("/records/<kind>/<int:record_id>/past-mail", methods=["POST"])
 def start(kind: str, record_id: int):
     """Import past e-mails: queue the search of the person's mailbox for the record's addresses."""

@@ -158,6 +158,8 @@ class RulesForm(FlaskForm):
 
     first_run_inbox = WholeNumberField("Inbox", default=100, blank=None)
     first_run_sent = WholeNumberField("Sent", default=100, blank=None)
+    first_run_inbox_since = StringField("Or every Inbox message since", render_kw={"type": "date"})
+    first_run_sent_since = StringField("Or every Sent message since", render_kw={"type": "date"})
 
     attachments_max_size = SizeField("Largest attachment kept (MB, 0 for no limit)", default=0, unit=MB)
     attachments_blocked_extensions = StringField("Attachment types never kept", render_kw={
@@ -209,6 +211,8 @@ class RulesForm(FlaskForm):
             "no_match_action": definition["no_match"]["action"],
             "first_run_inbox": definition["first_run"]["inbox"],
             "first_run_sent": definition["first_run"]["sent"],
+            "first_run_inbox_since": definition["first_run"].get("inbox_since") or "",
+            "first_run_sent_since": definition["first_run"].get("sent_since") or "",
             "attachments_max_size": definition["attachments"]["max_size"],
             "attachments_blocked_extensions": ", ".join(definition["attachments"]["blocked_extensions"]),
             "automatic_mail_skip": definition["automatic_mail"]["skip"],
@@ -228,7 +232,9 @@ class RulesForm(FlaskForm):
             "images": {"mode": self.images_mode.data, "min_size": self.images_min_size.data},
             "duplicate_address": {"action": self.duplicate_action.data},
             "no_match": {"action": self.no_match_action.data},
-            "first_run": {"inbox": self.first_run_inbox.data, "sent": self.first_run_sent.data},
+            "first_run": {"inbox": self.first_run_inbox.data, "sent": self.first_run_sent.data,
+                          "inbox_since": (self.first_run_inbox_since.data or "").strip() or None,
+                          "sent_since": (self.first_run_sent_since.data or "").strip() or None},
             "attachments": {"max_size": self.attachments_max_size.data,
                             "blocked_extensions": _words(self.attachments_blocked_extensions.data)},
             "automatic_mail": {"skip": bool(self.automatic_mail_skip.data)},
@@ -268,6 +274,7 @@ class RulesForm(FlaskForm):
             "no_match.action": self.no_match_action, "no_match": self.no_match_action,
             "first_run.inbox": self.first_run_inbox, "first_run.sent": self.first_run_sent,
             "first_run": self.first_run_inbox,
+            "first_run.inbox_since": self.first_run_inbox_since, "first_run.sent_since": self.first_run_sent_since,
             "attachments.max_size": self.attachments_max_size,
             "attachments.blocked_extensions": self.attachments_blocked_extensions,
             "attachments": self.attachments_max_size,
