@@ -23,15 +23,31 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
+from redis.exceptions import LockError
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from rolsync.crypto import SecretBox
 from rolsync.documents import DocumentStore
-from rolsync.importer import FOLDER_ROLES, AccountImporter, FolderCounts, ImportResult, _Message, settings_for
+from rolsync.importer import (
+    FOLDER_ROLES,
+    AccountImporter,
+    FolderCounts,
+    ImportResult,
+    _Message,
+    settings_for,
+)
 from rolsync.mail.imap import MailboxSession
-from rolsync.models import Candidate, Contact, Direction, FolderState, ImportedMessage, MailAccount, Outcome
+from rolsync.models import (
+    Candidate,
+    Contact,
+    Direction,
+    FolderState,
+    ImportedMessage,
+    MailAccount,
+    Outcome,
+)
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +221,7 @@ def backfill_record(session: Session, account: MailAccount, record: Contact | Ca
     finally:
         try:
             lock.release()
-        except Exception:  # it expired: nothing of ours to release
+        except LockError:  # it expired: nothing of ours to release
             log.warning("the import lock of account %s had expired during a backfill", account.id)
 
 

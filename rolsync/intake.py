@@ -20,7 +20,13 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from rolsync.documents import DocumentStore
-from rolsync.mail.parse import Attachment, MessageUnreadable, ParsedMessage, normalise_address, parse_message
+from rolsync.mail.parse import (
+    Attachment,
+    MessageUnreadable,
+    ParsedMessage,
+    normalise_address,
+    parse_message,
+)
 from rolsync.matching import RecordRef, find_records
 from rolsync.models import (
     Candidate,
@@ -175,7 +181,7 @@ def find_existing(session: Session, text: str, limit: int = 20) -> list[RecordCh
 
 @dataclass
 class Outcome:
-    record: RecordRef | None
+    record: RecordRef
     notes_created: int
     items_closed: int
 

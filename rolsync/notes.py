@@ -200,14 +200,15 @@ def hold_for_record(session: Session, *, user_id: int, address: str, message_key
 
 
 def link_pending(session: Session, store: DocumentStore, rules: CompiledRules, addresses: Iterable[str], *,
-                 onto: list[RecordRef] | None = None) -> int:
+                 onto: list[RecordRef] | None = None, limit: int | None = None) -> int:
     """Import held messages onto the records that now have their addresses; returns notes made.
 
     Contacts first, then candidates, as the import decides; an address that
     still belongs to several records stays held. `onto` names the record(s)
     instead (New people's Create candidate, whose address may have been
     retyped). Each message's ledger row then says imported, and a held
-    message is imported once however often this runs.
+    message is imported once however often this runs. `limit` bounds the
+    held messages looked at (the oldest first), for work done in chunks.
     """
     from rolsync.mail.parse import parse_message
     from rolsync.matching import find_records
@@ -217,7 +218,7 @@ def link_pending(session: Session, store: DocumentStore, rules: CompiledRules, a
         return 0
     held = list(session.scalars(select(PendingMessage).where(
         PendingMessage.address.in_(wanted), PendingMessage.linked_at.is_(None))
-        .order_by(PendingMessage.id).with_for_update()))
+        .order_by(PendingMessage.id).limit(limit).with_for_update()))
     if not held:
         return 0
     lookups = find_records(session, [p.address for p in held]) if onto is None else {}

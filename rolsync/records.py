@@ -12,9 +12,7 @@ from rolsync.documents import DocumentStore
 from rolsync.mail.parse import normalise_address
 from rolsync.matching import find_records
 from rolsync.models import Candidate, Company, Contact, Document, EmailAddress, Note, RecordKind, utcnow
-from rolsync.notes import link_pending
 from rolsync.pagination import DEFAULT_PER_PAGE, Page, paginate
-from rolsync.rules.store import active_rules
 
 
 class RecordError(ValueError):
@@ -161,9 +159,14 @@ def add_email(session: Session, record: Contact | Candidate, value: str) -> Emai
     return email
 
 
-def link_held_mail(session: Session, store: DocumentStore, address: str) -> int:
-    """Import mail the rules kept for `address` until a record had it; returns the notes made."""
-    return link_pending(session, store, active_rules(session), [address])
+def link_held_mail(session: Session, store: DocumentStore, address: str, queue=None) -> int:
+    """Import mail the rules kept for `address` until a record had it; returns the notes made now.
+
+    With a queue, a big backlog is imported by a background job instead (rolsync.held).
+    """
+    from rolsync.held import follow_new_addresses
+
+    return follow_new_addresses(session, store, [address], queue=queue).linked
 
 
 def remove_email(session: Session, record: Contact | Candidate, email_id: int) -> str:

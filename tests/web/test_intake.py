@@ -75,9 +75,46 @@ def test_the_rules_page_preview_and_versions_know_new_people(app, admin, crm):
     html = response.get_data(as_text=True)
     assert response.status_code == 200, html[:3000]
     assert "1 would be handled differently" in html
-    row = re.search(r'<tr class="is-changed">(.*?)</tr>', html, re.S).group(1)
+    row = re.search(r'<tr class="is-changed">(.*?)</tr>', html, re.DOTALL).group(1)
     assert "an application from a new person" in row or "looks like an application" in row
 
     assert save(admin.client, comment="no New people", intake_enabled=None).status_code == 302
     html = admin.client.get("/rules/versions").get_data(as_text=True)
     assert "Put applications from new people on the New people page: on \u2192 off" in html
+
+
+def test_a_big_backlog_of_held_mail_follows_a_new_address_in_the_background(app, consultant, crm, monkeypatch,
+                                                                          tmp_path):
+    import json
+
+    from rolsync import held
+    from rolsync.models import Contact
+    from tests.web.test_rules import _run_worker
+
+    rules = json.loads(consultant.cli("rules", "export").output)
+    rules["no_match"]["action"] = "keep"
+    (tmp_path / "rules.json").write_text(json.dumps(rules))
+    assert consultant.cli("rules", "import", str(tmp_path / "rules.json")).exit_code == 0
+    for n in range(3):
+        consultant.deliver("INBOX", build_message(from_="carol.private@home.example", to=consultant.email,
+                                                  subject=f"From home {n}", date=f"Mon, 0{n + 1} Apr 2024 09:00:00 +0000"))
+    consultant.import_now()
+    assert consultant.notes() == []
+
+    monkeypatch.setattr(held, "LINK_NOW", 2)  # three held messages are more than the request imports itself
+    client = app.test_client()
+    sign_in(client, consultant.email, CONSULTANT_PASSWORD)
+    carol = db.session.scalar(select(Contact.id).where(Contact.name == "Carol Client"))
+    response = client.post(f"/records/contact/{carol}/emails", data={"address": "carol.private@home.example"},
+                           follow_redirects=True)
+    assert "carol.private@home.example was added." in response.get_data(as_text=True)
+    assert consultant.notes() == []
+
+    worker = _run_worker(app)
+    assert worker.returncode == 0, worker.stderr[-3000:]
+    notes = [n for n in consultant.notes() if n["record_id"] == carol]
+    assert sorted((n["subject"], n["date"][:10]) for n in notes) == [
+        ("From home 0", "2024-04-01"), ("From home 1", "2024-04-02"), ("From home 2", "2024-04-03")]
+    # Once: running the job again (or adding the address elsewhere) adds nothing.
+    assert _run_worker(app).returncode == 0
+    assert len([n for n in consultant.notes() if n["record_id"] == carol]) == 3

@@ -3,4 +3,4 @@ from flask import Blueprint
 
 bp = Blueprint("intake", __name__)
 
-from rolsync.web.intake import past_mail, routes  # noqa: E402,F401  (registers the views)
+from rolsync.web.intake import past_mail, routes  # noqa: F401  (registers the views)

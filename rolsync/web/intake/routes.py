@@ -3,7 +3,16 @@ from __future__ import annotations
 
 import io
 
-from flask import abort, flash, g, redirect, render_template, request, send_file, url_for
+from flask import (
+    abort,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import StringField

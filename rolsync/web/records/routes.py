@@ -87,7 +87,7 @@ def add_address(kind: str, record_id: int):
         db.session.rollback()
         form.address.errors = [*form.address.errors, sentence(str(exc))]
         return _render_record(record, form, 422)
-    linked = link_held_mail(db.session, services.get().documents, email.address)
+    linked = link_held_mail(db.session, services.get().documents, email.address, queue=services.get().queue)
     db.session.commit()
     flash(f"{email.address} was added.", "success")
     if linked:
