@@ -105,21 +105,38 @@ def _visible(query: Select, viewer: User) -> Select:
     return query if viewer.is_admin else query.where(ImportWarning.user_id == viewer.id)
 
 
+def _newest_per_sender(viewer: User) -> Select:
+    """The id of the newest open item of each sender the viewer may see: New people has one row per person."""
+    query = _visible(select(func.max(ImportWarning.id)), viewer).where(
+        ImportWarning.kind == KIND, ImportWarning.status == WarningStatus.OPEN.value)
+    return query.group_by(ImportWarning.address)
+
+
 def open_items(session: Session, viewer: User, page: int = 1,
                per_page: int = DEFAULT_PER_PAGE) -> Page[ImportWarning]:
-    """The open New people items the viewer may see, newest mail first."""
-    query = _visible(select(ImportWarning), viewer).where(
-        ImportWarning.kind == KIND, ImportWarning.status == WarningStatus.OPEN.value)
+    """One open item per sender the viewer may see (the newest), newest mail first."""
+    query = select(ImportWarning).where(ImportWarning.id.in_(_newest_per_sender(viewer)))
     query = query.order_by(func.coalesce(ImportWarning.sent_at, ImportWarning.created_at).desc(),
                            ImportWarning.id.desc())
     return paginate(session, query, page, per_page)
 
 
 def open_count(session: Session, viewer: User) -> int:
-    """The number next to New people in the navigation."""
-    query = _visible(select(func.count(ImportWarning.id)), viewer)
+    """The number next to New people in the navigation: the people waiting, not their messages."""
+    query = _visible(select(func.count(func.distinct(ImportWarning.address))), viewer)
     return session.scalar(query.where(ImportWarning.kind == KIND,
                                       ImportWarning.status == WarningStatus.OPEN.value)) or 0
+
+
+def messages_from(session: Session, viewer: User, items: Iterable[ImportWarning]) -> dict[str, int]:
+    """How many open applications each listed sender has sent (the row shows the newest)."""
+    addresses = sorted({i.address for i in items if i.address})
+    if not addresses:
+        return {}
+    query = _visible(select(ImportWarning.address, func.count(ImportWarning.id)), viewer).where(
+        ImportWarning.kind == KIND, ImportWarning.status == WarningStatus.OPEN.value,
+        ImportWarning.address.in_(addresses)).group_by(ImportWarning.address)
+    return {address: count for address, count in session.execute(query)}
 
 
 def get_item(session: Session, viewer: User, item_id: int, *, for_update: bool = False) -> ImportWarning:

@@ -149,3 +149,21 @@ def test_a_record_loaded_by_csv_pulls_its_held_mail_in(app, consultant, crm, tmp
     assert consultant.notes() == []
     load_crm(app, [("candidate", "Lou Later", "lou@applicants.example", "")], tmp_path)
     assert [n["subject"] for n in consultant.notes() if n["record_email"] == "lou@applicants.example"] == ["CV attached"]
+
+
+def test_new_people_shows_one_row_per_sender_and_one_action_takes_all_their_applications(app, consultant, crm):
+    consultant.deliver("INBOX", _application(subject="First try", date="Mon, 03 Jun 2024 10:00:00 +0200"))
+    consultant.deliver("INBOX", _application(subject="Second try", date="Tue, 04 Jun 2024 10:00:00 +0200"))
+    consultant.import_now()
+    assert len(_intake(consultant)) == 2
+    with app.app_context():
+        admin = _admin(app)
+        page = intake.open_items(db.session, admin)
+        assert [i.subject for i in page.items] == ["Second try"]
+        assert intake.open_count(db.session, admin) == 1
+        assert intake.messages_from(db.session, admin, page.items) == {"sam@applicants.example": 2}
+        outcome = intake.create_candidate(db.session, services().documents, page.items[0], name="Sam Stranger",
+                                          email="sam@applicants.example", actor=admin.email)
+        db.session.commit()
+    assert (outcome.notes_created, outcome.items_closed) == (2, 2)
+    assert {w["status"] for w in _intake(consultant)} == {"resolved"}

@@ -70,6 +70,7 @@ def index():
     choices = intake.find_existing(db.session, query) if attach_id and query else []
     return render_template("intake/index.html", page=page, action_form=ActionForm(), attach_id=attach_id,
                            query=query, choices=choices, item_name=intake.item_name,
+                           sent=intake.messages_from(db.session, current_user, page.items),
                            item_attachments=intake.item_attachments)
 
 
