@@ -185,6 +185,7 @@ class RecordBackfill(AccountImporter):
 
 
 def record_addresses(record: Contact | Candidate) -> list[str]:
+    """The addresses the mailbox is searched for."""
     return sorted(e.address for e in record.emails)
 
 

@@ -49,9 +49,10 @@ MAX_BULK = 500
 
 
 class IntakeError(ValueError):
-    """The action cannot be done; the message says why, in the user's words."""
+    """The action cannot be done; the message says why, in the user's words, and `hint` what to do."""
 
     code = "intake_refused"
+    hint = "Correct it and try again."
 
 
 class IntakeNotFound(LookupError):
@@ -93,6 +94,7 @@ def intake_warning(parsed: ParsedMessage, address: str, header: str, rule: str) 
 
 
 def _attachment_json(attachment: Attachment) -> dict:
+    """What the list shows of an attachment, and how to find it again in the kept message (its SHA-256)."""
     return {"filename": attachment.filename, "content_type": attachment.content_type, "size": attachment.size,
             "sha256": attachment.sha256}
 
@@ -151,10 +153,12 @@ def get_item(session: Session, viewer: User, item_id: int, *, for_update: bool =
 
 
 def item_name(item: ImportWarning) -> str:
+    """The applicant's display name, as the message gave it ("" when it gave none)."""
     return str((item.details or {}).get("name") or "")
 
 
 def item_attachments(item: ImportWarning) -> list[dict]:
+    """The application's attachments: filename, content type, size, SHA-256."""
     return list((item.details or {}).get("attachments") or [])
 
 
@@ -204,6 +208,7 @@ class Outcome:
 
 
 def _require_open(item: ImportWarning) -> None:
+    """Two people acting on one item: the second is told, and nothing happens twice."""
     if item.status != WarningStatus.OPEN.value:
         raise IntakeError("This person has already been dealt with.")
 

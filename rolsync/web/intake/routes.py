@@ -58,6 +58,7 @@ def _item(item_id: int, *, for_update: bool = False):
 
 
 def _plural(count: int, one: str, many: str) -> str:
+    """'1 message', '3 messages'."""
     return f"{count} {one if count == 1 else many}"
 
 
@@ -127,6 +128,7 @@ def ignore(item_id: int):
 
 
 def _ignore(ids: list[int]):
+    """Not a candidate for these items: block their senders, close their items, say so."""
     closed, blocked = intake.not_a_candidate(db.session, current_user, ids, actor=actor())
     db.session.commit()
     if blocked:
