@@ -109,6 +109,9 @@ def search_warnings(session: Session, viewer: User, wanted: WarningFilter, page:
     query = _visible(select(ImportWarning), viewer)
     if wanted.kind:
         query = query.where(ImportWarning.kind == wanted.kind)
+    else:
+        # Applications from new people are listed on their own page (rolsync.intake); the filter still finds them.
+        query = query.where(ImportWarning.kind != WarningKind.INTAKE.value)
     if wanted.status:
         query = query.where(ImportWarning.status == wanted.status)
     if wanted.user_id is not None and viewer.is_admin:

@@ -118,3 +118,13 @@ def test_a_big_backlog_of_held_mail_follows_a_new_address_in_the_background(app,
     # Once: running the job again (or adding the address elsewhere) adds nothing.
     assert _run_worker(app).returncode == 0
     assert len([n for n in consultant.notes() if n["record_id"] == carol]) == 3
+
+
+def test_an_application_is_not_listed_among_the_warnings_unless_asked_for(app, consultant, crm):
+    consultant.deliver("INBOX", _application(consultant))
+    consultant.import_now()
+    client = app.test_client()
+    sign_in(client, consultant.email, CONSULTANT_PASSWORD)
+    assert "My CV" not in client.get("/warnings").get_data(as_text=True)
+    assert "My CV" in client.get("/warnings?kind=intake").get_data(as_text=True)
+    assert [w["kind"] for w in consultant.warnings()] == ["intake"]
