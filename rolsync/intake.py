@@ -239,6 +239,11 @@ def create_candidate(session: Session, store: DocumentStore, item: ImportWarning
     address = normalise_address(email)
     if not address or "@" not in address or "," in email or ";" in email:
         raise IntakeError(f"{email.strip() or 'An empty value'} is not an e-mail address.")
+    owners = find_records(session, [address])[address]
+    if owners.contacts or owners.candidates:
+        names = ", ".join(r.name for r in [*owners.contacts, *owners.candidates][:3])
+        raise IntakeError(f"{names} already {'has' if len(owners.contacts) + len(owners.candidates) == 1 else 'have'} "
+                          f"the address {address}: use Attach to an existing record instead.")
     candidate = Candidate(name=name)
     candidate.emails.append(EmailAddress(address=address))
     session.add(candidate)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sqlalchemy import select
 
 from rolsync import intake
@@ -72,13 +73,9 @@ def test_an_application_from_a_stranger_lands_in_new_people_and_create_candidate
         candidate = db.session.scalar(select(Candidate).where(Candidate.name == "Sam Stranger"))
         assert [e.address for e in candidate.emails] == ["sam@applicants.example"]
         again = db.session.get(ImportWarning, item.id)
-        try:
+        with pytest.raises(intake.IntakeError, match="already been dealt with"):
             intake.create_candidate(db.session, services().documents, again, name="Sam Stranger",
                                     email="sam@applicants.example", actor=admin.email)
-        except intake.IntakeError as exc:
-            assert "already been dealt with" in str(exc)
-        else:
-            raise AssertionError("a second Create candidate was accepted")
         db.session.rollback()
         outcomes = {m.subject: (m.outcome, m.reason) for m in db.session.scalars(select(ImportedMessage))}
         assert intake.open_count(db.session, admin) == 0
@@ -167,3 +164,16 @@ def test_new_people_shows_one_row_per_sender_and_one_action_takes_all_their_appl
         db.session.commit()
     assert (outcome.notes_created, outcome.items_closed) == (2, 2)
     assert {w["status"] for w in _intake(consultant)} == {"resolved"}
+
+
+def test_create_candidate_refuses_an_address_a_record_has_and_points_to_attach(app, consultant, crm):
+    consultant.deliver("INBOX", _application())
+    consultant.import_now()
+    with app.app_context():
+        admin = _admin(app)
+        item = intake.open_items(db.session, admin).items[0]
+        with pytest.raises(intake.IntakeError) as refused:
+            intake.create_candidate(db.session, services().documents, item, name="Sam",
+                                    email="cathy@candidates.example", actor=admin.email)
+        assert str(refused.value) == ("Cathy Candidate already has the address cathy@candidates.example: use Attach "
+                                      "to an existing record instead.")
