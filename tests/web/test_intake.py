@@ -128,3 +128,24 @@ def test_an_application_is_not_listed_among_the_warnings_unless_asked_for(app, c
     assert "My CV" not in client.get("/warnings").get_data(as_text=True)
     assert "My CV" in client.get("/warnings?kind=intake").get_data(as_text=True)
     assert [w["kind"] for w in consultant.warnings()] == ["intake"]
+
+
+def test_create_candidate_also_brings_the_persons_mail_that_was_not_held(app, consultant, crm):
+    from tests.web.test_rules import _run_worker
+
+    consultant.deliver("INBOX", _application(consultant, subject="My CV"))
+    consultant.deliver("INBOX", build_message(from_="Sam Stranger <sam@applicants.example>", to=consultant.email,
+                                              subject="Did you get my CV?"))
+    summary = consultant.import_now()
+    assert summary["skipped"] == 1  # the follow-up has no CV: no_match skips it
+    client = app.test_client()
+    sign_in(client, consultant.email, CONSULTANT_PASSWORD)
+    item = db.session.scalar(select(ImportWarning).where(ImportWarning.kind == "intake"))
+    response = client.post(f"/new-people/{item.id}/create", data={"name": "Sam Stranger",
+                                                                   "email": "sam@applicants.example"},
+                           follow_redirects=True)
+    assert "Sam Stranger is now a candidate, with 1 message." in response.get_data(as_text=True)
+    worker = _run_worker(app)
+    assert worker.returncode == 0, worker.stderr[-3000:]
+    notes = sorted(n["subject"] for n in consultant.notes() if n["record_email"] == "sam@applicants.example")
+    assert notes == ["Did you get my CV?", "My CV"]

@@ -57,7 +57,7 @@ def test_the_whole_new_people_flow(page, live_server, dovecot, tmp_path):
     nina.get_by_text("Create candidate").click()
     nina.get_by_label("Name", exact=True).fill("Nina Newcomer-Smith")
     nina.get_by_role("button", name="Create the candidate").click()
-    expect(page.get_by_text("Nina Newcomer-Smith is now a candidate, with 1 message.")).to_be_visible()
+    expect(page.get_by_text("Nina Newcomer-Smith is now a candidate, with 1 message. Older mail with the address is being looked for in the mailbox.")).to_be_visible()
     expect(page.get_by_role("heading", name="Application: chemist")).to_be_visible()
     with page.expect_download() as download_info:
         page.get_by_role("link", name="Nina_CV.pdf").click()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import logging
 
 from flask import (
     abort,
@@ -15,13 +16,16 @@ from flask import (
 )
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from redis.exceptions import RedisError
 from wtforms import StringField
 from wtforms.validators import InputRequired, Regexp
 
-from rolsync import intake, services
+from rolsync import backfill, intake, services
 from rolsync.extensions import db
 from rolsync.web.access import actor
 from rolsync.web.intake import bp
+
+log = logging.getLogger(__name__)
 
 
 class ActionForm(FlaskForm):
@@ -75,6 +79,22 @@ def index():
                            item_attachments=intake.item_attachments)
 
 
+def _look_back(item, record) -> None:
+    """Queue Import past e-mails of the new record from the mailbox the application came to.
+
+    Mail from the person that was not held (a follow-up without a CV, under
+    `no_match: skip`) is still on the server; the ledger keeps what is already
+    on the record from being added twice.
+    """
+    account = item.user.mail_account if item.user else None
+    if account is None:
+        return
+    try:
+        backfill.enqueue_backfill(services.get().queue, account.id, record.kind.value, record.id, None)
+    except RedisError:
+        log.warning("could not queue the past e-mails of %s %s", record.kind.value, record.id, exc_info=True)
+
+
 @bp.route("/new-people/<int:item_id>/create", methods=["POST"])
 def create(item_id: int):
     """Create candidate: the name and address as edited; the held mail of the address lands on it now."""
@@ -91,8 +111,9 @@ def create(item_id: int):
         return redirect(url_for("intake.index"))
     db.session.commit()
     record = outcome.record
-    flash(f"{record.name} is now a candidate, with {_plural(outcome.notes_created, 'message', 'messages')}.",
-          "success")
+    _look_back(item, record)
+    flash(f"{record.name} is now a candidate, with {_plural(outcome.notes_created, 'message', 'messages')}. "
+          "Older mail with the address is being looked for in the mailbox.", "success")
     return redirect(url_for("records.show", kind=record.kind.value, record_id=record.id))
 
 
@@ -113,6 +134,7 @@ def attach(item_id: int):
         return redirect(url_for("intake.index"))
     db.session.commit()
     record = outcome.record
+    _look_back(item, record)
     flash(f"{item.address} was added to {record.name}, with "
           f"{_plural(outcome.notes_created, 'message', 'messages')}.", "success")
     return redirect(url_for("intake.index"))
