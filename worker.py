@@ -20,6 +20,8 @@ Log lines go to stderr, one per event, as JSON with `ROLSYNC_LOG_FORMAT=json`.
 Jobs run in the worker's own process by default (`ROLSYNC_WORKER_CLASS=simple`,
 RQ's SimpleWorker): forking a work horse per job costs ~200 ms, four times an
 idle poll. `ROLSYNC_WORKER_CLASS=fork` isolates each job in a forked horse.
+Both raise `jobs.ImportTimedOut`, which no catch-all can swallow, when a job
+outlives its timeout (`ROLSYNC_IMPORT_JOB_TIMEOUT`).
 """
 from __future__ import annotations
 
@@ -29,7 +31,6 @@ import signal
 import subprocess
 import sys
 
-from rq import SimpleWorker, Worker
 from rq.cron import CronScheduler
 
 from rolsync import create_app, jobs, logs, services
@@ -45,6 +46,9 @@ def run_schedule() -> int:
         scheduler.register(jobs.dispatch_due_imports, queue_name=svc.queue.name,
                            interval=app.config["SCHEDULE_TICK_SECONDS"], result_ttl=600,
                            name="rolsync.dispatch_due_imports")
+        # Retention (Privacy page): once a day, in the small hours.
+        scheduler.register(jobs.apply_retention_job, queue_name=svc.queue.name, cron="17 3 * * *",
+                           result_ttl=86400, name="rolsync.apply_retention")
         scheduler.start()
     return 0
 
@@ -81,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with app.app_context():
             svc = services.get()
-            worker_class = SimpleWorker if app.config["WORKER_CLASS"] == "simple" else Worker
+            worker_class = jobs.ImportWorker if app.config["WORKER_CLASS"] == "simple" else jobs.ForkingImportWorker
             worker = worker_class([svc.queue], connection=svc.redis)
             worker.work(burst=args.burst, with_scheduler=True)
     finally:

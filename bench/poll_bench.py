@@ -1,4 +1,5 @@
-"""Benchmark 2: a poll with nothing new, on a mailbox of 200 messages and on one of 20,000.
+"""Benchmark 2: a poll with nothing new, on a mailbox of 200 messages and on one of 20,000; and one that finds
+a new message, which also counts the folder against the ledger.
 
     python bench/poll_bench.py [--databases sqlite,postgresql]
 
@@ -21,6 +22,7 @@ from support import add_account, create_database, drop_database, load_people, ma
 
 POLLS = 40
 WARM_UP = 3
+NEW_MAIL_POLLS = 7
 
 
 def measure_polls(setup: dict, database: str, work: Path) -> dict:
@@ -48,14 +50,43 @@ def measure_polls(setup: dict, database: str, work: Path) -> dict:
                 if round_ >= WARM_UP:
                     timings[name].append(elapsed)
                     cpu[name].append(elapsed_cpu)
+        counted = {name: _polls_with_new_mail(app, setup[name], account_id) for name, account_id in accounts.items()}
         small, large = (statistics.median(timings[n]) for n in ("small_mailbox", "large_mailbox"))
         small_cpu, large_cpu = (statistics.median(cpu[n]) for n in ("small_mailbox", "large_mailbox"))
         bare = {name: statistics.median(_bare_status(setup[name]) for _ in range(POLLS))
                 for name in ("small_mailbox", "large_mailbox")}
         return {"small_s": small, "large_s": large, "small_cpu_s": small_cpu, "large_cpu_s": large_cpu,
-                "bare_small_s": bare["small_mailbox"], "bare_large_s": bare["large_mailbox"], "polls": POLLS}
+                "bare_small_s": bare["small_mailbox"], "bare_large_s": bare["large_mailbox"], "polls": POLLS,
+                "new_small_s": counted["small_mailbox"], "new_large_s": counted["large_mailbox"]}
     finally:
         drop_database(url)
+
+
+def _polls_with_new_mail(app, mailbox, account_id: int) -> float:
+    """Median seconds of a poll that finds one new message: it reads it, then counts the whole folder
+    against the ledger (UID SEARCH ALL and one ledger query; rolsync/reconcile.py)."""
+    from corpus import build_message
+
+    from rolsync import reconcile
+    from rolsync.extensions import db
+    from rolsync.models import MailAccount
+
+    seconds = []
+    for n in range(NEW_MAIL_POLLS):
+        with mailbox.client() as client:
+            client.append("INBOX", build_message(from_="someone-new@nowhere.example", to=mailbox.username,
+                                                 subject=f"New {n}", text="x"))
+        start = time.perf_counter()
+        run_import_job(app, account_id)
+        seconds.append(time.perf_counter() - start)
+    with app.app_context():
+        counts = reconcile.report(db.session, db.session.get(MailAccount, account_id))
+        assert reconcile.adds_up(counts) and counts["unaccounted"] == 0, counts
+    with mailbox.client() as client:  # the next database's run starts from the same mailbox
+        client.select_folder("INBOX")
+        client.delete_messages(client.search(["FROM", "someone-new@nowhere.example"]))
+        client.expunge()
+    return statistics.median(seconds)
 
 
 def _bare_status(mailbox) -> float:

@@ -18,6 +18,15 @@ def create_app(test_config: dict | None = None) -> Flask:
     if test_config:
         app.config.from_mapping(test_config)
 
+    proxies = app.config.get("TRUSTED_PROXIES", 0)
+    if proxies:
+        # Only behind a proxy the operator named: otherwise X-Forwarded-For is whatever a client typed,
+        # and the sign-in limit per client address would be a limit per made-up header.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies,  # type: ignore[method-assign]
+                                x_host=proxies)
+
     from rolsync import redact
     from rolsync.extensions import csrf, db, login_manager, migrate
 
@@ -26,6 +35,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     db.init_app(app)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
+            _private_sqlite_files(db.engine.url.database)
             event.listen(db.engine, "connect", _sqlite_pragmas)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"))
     csrf.init_app(app)
@@ -42,13 +52,29 @@ def create_app(test_config: dict | None = None) -> Flask:
     from rolsync.web import register_blueprints
 
     register_blueprints(app)
-    if app.config["TRUSTED_PROXIES"]:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
-        # Believe X-Forwarded-For/-Proto/-Host only from the proxies the operator says are there.
-        hops = app.config["TRUSTED_PROXIES"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     return app
+
+
+def _private_sqlite_files(path: str | None) -> None:
+    """The SQLite file holds mail and password hashes: readable by its owner only (0600).
+
+    Made before SQLite opens it, because SQLite creates the file with the
+    process's umask (0644 as a rule) and gives its -wal and -shm files the
+    database file's mode; an existing file (and its -wal/-shm) is narrowed too.
+    """
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    for name in (path, path + "-wal", path + "-shm"):
+        try:
+            if os.stat(name).st_mode & 0o077:
+                os.chmod(name, 0o600)
+        except FileNotFoundError:
+            pass
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -1,6 +1,7 @@
 """Users and their mailbox settings: validation shared by the CLI and the panel."""
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 
@@ -9,10 +10,27 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from rolsync.crypto import SecretBox
-from rolsync.mail.parse import normalise_address
+from rolsync.mail.parse.addresses import normalise_address
 from rolsync.models import AuthMethod, ImportWarning, MailAccount, Role, User, WarningKind, WarningStatus
 
-MIN_PASSWORD_LENGTH = 8
+log = logging.getLogger(__name__)
+audit_log = logging.getLogger("rolsync.audit")
+"""Who changed what, for operators: names and server addresses, never a secret."""
+
+MIN_PASSWORD_LENGTH = 12
+
+_COMMON_PASSWORDS = frozenset("""
+password passw0rd p@ssword p@ssw0rd pass passwort motdepasse contrasena wachtwoord admin administrator root
+letmein welcome iloveyou monkey dragon master sunshine princess football baseball superman batman trustno1
+qwerty qwertz azerty asdf asdfgh asdfghjkl zxcvbn zxcvbnm abc abcd abcdef abcdefgh changeme secret login
+default guest test testing user rolsync recruit recruiter recruitment crm summer winter spring autumn hello
+shadow michael jennifer charlie starwars whatever freedom mustang access computer internet company
+""".split())
+"""Passwords (with any digits or symbols after them: password-123, Welcome2024!) that lists of guesses try first."""
+
+_SEQUENCES = ("0123456789012345678901234567890", "9876543210987654321098765432109", "abcdefghijklmnopqrstuvwxyz",
+              "qwertyuiopasdfghjklzxcvbnm", "1q2w3e4r5t6y7u8i9o0p", "qwertzuiopasdfghjklyxcvbnm",
+              "azertyuiopqsdfghjklmwxcvbn")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 
 
@@ -40,9 +58,10 @@ def new_user_problems(session: Session, email: str, password: str) -> list[Accou
         problems.append(AccountError(f"{email!r} is not an e-mail address", "email"))
     elif session.scalar(select(User.id).where(User.email == address)) is not None:
         problems.append(AccountError(f"a user with the e-mail {address} already exists", "email"))
-    if len(password) < MIN_PASSWORD_LENGTH:
-        problems.append(AccountError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters",
-                                     "password"))
+    try:
+        _check_new_password(password, address or email)
+    except AccountError as problem:
+        problems.append(problem)
     return problems
 
 
@@ -78,11 +97,24 @@ def validate_ca_pem(pem: str) -> str:
         raise AccountError("the CA certificate must be a PEM file (-----BEGIN CERTIFICATE-----)", "ca_pem") from exc
     if not certificates:
         raise AccountError("the CA certificate file holds no certificate", "ca_pem")
-    return pem.strip() + "\n"
+    return _normal_pem(pem)
 
 
-def configure_mailbox(session: Session, secrets: SecretBox, user: User, form: MailboxForm) -> MailAccount:
-    """Validate and save a user's mailbox settings; the password only encrypted."""
+def _normal_pem(pem: str | None) -> str | None:
+    """One spelling of a PEM text: a browser's textarea sends CRLF, a file may end without a newline."""
+    if not pem or not pem.strip():
+        return None
+    return "\n".join(line.rstrip() for line in pem.strip().splitlines()) + "\n"
+
+
+def configure_mailbox(session: Session, secrets: SecretBox, user: User, form: MailboxForm,
+                      actor: str | None = None) -> MailAccount:
+    """Validate and save a user's mailbox settings; the password only encrypted.
+
+    Changing where the password goes (server, port, security, username, CA)
+    needs the password again; `actor` (who saves) goes to the audit log when
+    the server changes.
+    """
     host = form.host.strip().lower()
     if not _HOSTNAME.match(host):
         raise AccountError(f"{form.host!r} is not a server name such as imap.example.com", "host")
@@ -104,6 +136,14 @@ def configure_mailbox(session: Session, secrets: SecretBox, user: User, form: Ma
     elif account.uses_oauth and not form.password:
         raise AccountError("the mailbox is connected with " + (account.oauth_provider or "OAuth").capitalize()
                            + "; enter its password to sign in with a password instead", "password")
+    before = _destination(account)
+    after = (host, int(form.port), form.security, username, ca_pem)
+    if account.id is not None and before != after and not form.password:
+        # The stored password may only ever go to the server it was typed for: whoever re-points a
+        # mailbox (an admin, or someone holding its owner's session) must know the password too.
+        raise AccountError("enter the mailbox password again to change the server, port, security, username or "
+                           "CA certificate: the saved password is only ever sent to the server it was saved for",
+                           "password")
     credentials_changed = (account.host, account.username) != (host, username) or bool(form.password)
     account.host = host
     account.port = int(form.port)
@@ -119,7 +159,21 @@ def configure_mailbox(session: Session, secrets: SecretBox, user: User, form: Ma
         if account.id is not None:
             resume_account(session, account)
     session.flush()
+    if before != after:
+        audit_log.info("mailbox server of %s set by %s: %s -> %s:%s (%s, username %s%s)", user.email,
+                       actor or "unknown", _server_text(before), host, form.port, form.security, username,
+                       ", company CA" if ca_pem else "")
     return account
+
+
+def _destination(account: MailAccount) -> tuple:
+    """Where the account's secret goes: (host, port, security, username, CA)."""
+    return (account.host, account.port, account.security, account.username, _normal_pem(account.ca_pem))
+
+
+def _server_text(destination: tuple) -> str:
+    host, port = destination[0], destination[1]
+    return f"{host}:{port}" if host else "(none)"
 
 
 def _sign_in_with_password(account: MailAccount) -> None:
@@ -183,9 +237,18 @@ def record_auth_failure(session: Session, account: MailAccount, limit: int) -> N
 # -- managing users (the panel's Users page and Preferences) -------------------------------------
 
 
-def _check_new_password(password: str) -> None:
+def _check_new_password(password: str, email: str = "") -> None:
+    """Refuse what a guesser tries first: short, common, a keyboard run or one repeated character, the e-mail."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise AccountError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters", "password")
+    lowered = password.lower()
+    base = lowered.rstrip("0123456789!@#$%^&*()-_=+.,;:?~ ").lstrip("0123456789!@#$%^&*()-_=+.,;:?~ ")
+    address = email.strip().lower()
+    local_part = address.split("@", 1)[0]
+    if (base in _COMMON_PASSWORDS or len(set(lowered)) <= 2 or any(lowered in run for run in _SEQUENCES)
+            or (address and (lowered == address or base in (address, local_part)))):
+        raise AccountError("this password is among the first ones guessers try; choose a longer, less "
+                           "predictable one (a few unrelated words work well)", "password")
 
 
 def _other_active_admins(session: Session, user: User) -> int:
@@ -211,7 +274,7 @@ def update_user(session: Session, user: User, *, name: str, role: Role, active: 
 
 def reset_password(session: Session, user: User, password: str) -> None:
     """Set a new password for a user (an admin's reset); their other sessions end."""
-    _check_new_password(password)
+    _check_new_password(password, user.email)
     user.set_password(password)
     session.flush()
 
@@ -220,6 +283,6 @@ def change_own_password(session: Session, user: User, current: str, new: str) ->
     """A user changes their own password, proving they know the current one."""
     if not user.check_password(current):
         raise AccountError("the current password is not right", "current_password")
-    _check_new_password(new)
+    _check_new_password(new, user.email)
     user.set_password(new)
     session.flush()

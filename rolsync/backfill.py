@@ -28,6 +28,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from rolsync import privacy
 from rolsync.crypto import SecretBox
 from rolsync.documents import DocumentStore
 from rolsync.importer import (
@@ -105,8 +106,8 @@ class RecordBackfill(AccountImporter):
             plan = []
             for role in FOLDER_ROLES:
                 name = folders.get(role)
-                if name is None:
-                    continue
+                if name is None or privacy.is_private_folder(self.account, name):
+                    continue  # a private folder is never read (rolsync.privacy)
                 status = mailbox.examine(name)
                 plan.append((role, name, status.uidvalidity, mailbox.uids_with_addresses(self.addresses, self.since)))
             result.found = sum(len(uids) for *_, uids in plan)
@@ -126,8 +127,8 @@ class RecordBackfill(AccountImporter):
                     FolderState.account_id == self.account.id, FolderState.role == role))
                 folder = state if state is not None and state.name == name else _Folder(name, uidvalidity)
                 direction = Direction.RECEIVED if role == "inbox" else Direction.SENT
-                for batch, messages in self._parsed(mailbox.fetch_batches(take, batch_size=self.fetch_batch),
-                                                    use_pool=False):
+                for batch, messages in self._parsed(mailbox.fetch_batches(
+                        take, batch_size=self.fetch_batch, max_message_bytes=self.max_message_bytes)):
                     try:
                         self._backfill_batch(messages, folder, direction, counts)
                     finally:

@@ -10,11 +10,13 @@ from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from rolsync import accounts, crm, jobs, services
+from rolsync import accounts, crm, jobs, metrics, services, stored_secrets
+from rolsync.crypto import SecretUnreadable
 from rolsync.extensions import db
 from rolsync.importer import import_account
 from rolsync.mail.errors import MailError
 from rolsync.mail.imap import test_connection
+from rolsync.mail.parse.limits import ParseLimits
 from rolsync.models import Candidate, Contact, ImportWarning, Note, Role, User
 from rolsync.rules import RuleSetInvalid
 from rolsync.rules.store import active_rules, save_version
@@ -25,6 +27,8 @@ mail_cli = AppGroup("mail", help="Mailbox settings, connection tests and imports
 rules_cli = AppGroup("rules", help="The import rules as JSON.")
 notes_cli = AppGroup("notes", help="The notes the import made.")
 warnings_cli = AppGroup("warnings", help="The warning queue.")
+secrets_cli = AppGroup("secrets", help="The encrypted mailbox passwords and tokens.")
+records_cli = AppGroup("records", help="Contacts and candidates: their past mail, erasing a person.")
 
 
 def _read_secret_from_stdin(what: str) -> str:
@@ -78,9 +82,13 @@ def load_crm(file: str) -> None:
             rows = crm.read_rows(csv.DictReader(fh))
         except crm.CrmLoadError as exc:
             raise click.ClickException(str(exc)) from exc
+    rows, erased = crm.without_suppressed(db.session, services.get().suppression_key, rows)
     added, unchanged = crm.load_rows(db.session, rows, services.get().documents)
     db.session.commit()
     click.echo(f"Loaded {added} new record(s); {unchanged} already present")
+    if erased:
+        click.echo(f"Left out {erased} row(s) whose address belongs to an erased person "
+                   "(an admin can lift that on the Privacy page)", err=True)
 
 
 @mail_cli.command("configure")
@@ -104,6 +112,7 @@ def configure_mail(email, host, port, security, username, password_stdin, ca_fil
             db.session, services.get().secrets, _user(email),
             accounts.MailboxForm(host=host, port=port, security=security, username=username,
                                  password=password, ca_pem=ca_pem),
+            actor="flask mail configure",
         )
     except accounts.AccountError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -118,7 +127,12 @@ def test_mail(email: str) -> None:
     from rolsync.importer import settings_for
 
     account = _account(email)
-    report = test_connection(settings_for(account, services.get().secrets, timeout=15))
+    try:
+        settings = settings_for(account, services.get().secrets, timeout=15)
+    except SecretUnreadable as exc:
+        raise click.ClickException(f"secret_unreadable: {SecretUnreadable.message}; or, if the encryption key "
+                                   "changed, put the old key back in ROLSYNC_ENCRYPTION_KEYS") from exc
+    report = test_connection(settings)
     if not report.ok:
         # Once, on stderr, on one line: the stable code first (scripts match it), then the words.
         hint = f" {report.hint}" if report.hint else ""
@@ -142,41 +156,54 @@ def import_mail(email: str) -> None:
     account = _account(email)
     svc = services.get()
     config = svc.config
-    # Share the workers' per-mailbox lock when Redis is there; without Redis the
-    # import still runs (and stays idempotent).
-    lock = svc.redis.lock(jobs.lock_key(account.id), timeout=config["IMPORT_LOCK_SECONDS"] * 20,
-                          blocking_timeout=config["IMPORT_LOCK_SECONDS"] * 2)
+    # Share the workers' per-mailbox lock when Redis is there, kept alive as a
+    # job keeps it; without Redis the import still runs (and stays idempotent).
+    seconds = config["IMPORT_LOCK_SECONDS"]
+    lock = svc.redis.lock(jobs.lock_key(account.id), timeout=seconds, blocking_timeout=seconds * 2,
+                          thread_local=False)
     try:
         locked = lock.acquire()
     except RedisError:
         locked = None
     if locked is False:
         raise click.ClickException("another import of this mailbox is running; try again when it has finished")
+    keeper = jobs.LockKeeper(lock, seconds, svc.redis).start() if locked else None
     total = ImportResult()
     try:
         while True:
-            result = import_account(
+            result = metrics.observed(svc.redis, svc.queue.name, lambda: import_account(
                 db.session, account, secrets=svc.secrets, store=svc.documents,
                 max_messages=config["IMPORT_RUN_MESSAGES"], fetch_batch=config["IMPORT_FETCH_BATCH"],
                 timeout=config["IMAP_TIMEOUT"], uidvalidity_limit=config["UIDVALIDITY_CHANGES_BEFORE_PAUSE"],
-                auth_failure_limit=config["AUTH_FAILURES_BEFORE_PAUSE"],
-            )
+                auth_failure_limit=config["AUTH_FAILURES_BEFORE_PAUSE"], limits=ParseLimits.from_config(config),
+                max_message_bytes=config["LIMIT_MESSAGE_BYTES"],
+                progress=keeper.progress_check(account.id) if keeper else None,
+            ))
             total.add(result)
-            if locked:
-                lock.reacquire()
             if not result.more:
                 break
     except MailError as exc:
         raise click.ClickException(f"{exc.code}: {exc.message}") from exc
-    except UidValidityUnstable as exc:
+    except (UidValidityUnstable, jobs.ImportLockLost) as exc:
         raise click.ClickException(exc.message) from exc
     finally:
-        if locked:
+        if keeper is not None:
+            keeper.stop()
             try:
                 lock.release()
-            except RedisError:
+            except RedisError:  # LockError included: it expired, nothing of ours to release
                 pass
     click.echo(json.dumps(total.as_json(), ensure_ascii=False))
+
+
+@mail_cli.command("reconcile")
+@click.argument("email")
+def reconcile_mail(email: str) -> None:
+    """The server's count of each folder at the last poll set against what rolsync did with each message."""
+    from rolsync import reconcile
+
+    account = _account(email)
+    _print_json(reconcile.report(db.session, account))
 
 
 @mail_cli.command("enqueue")
@@ -242,19 +269,32 @@ def import_rules(file) -> None:
         data = json.load(file)
     except json.JSONDecodeError as exc:
         raise click.ClickException(f"{file.name} is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise click.ClickException(f"{file.name} nests too deeply to be a rule set; the rule set was not changed"
+                                   ) from exc
     try:
         version = save_version(db.session, data, author="flask rules import", comment=f"imported from {file.name}")
     except RuleSetInvalid as exc:
         db.session.rollback()
         raise click.ClickException(f"the rule set was not changed: {exc}") from exc
+    except RecursionError as exc:
+        db.session.rollback()
+        raise click.ClickException(f"{file.name} nests too deeply to be a rule set; the rule set was not changed"
+                                   ) from exc
     db.session.commit()
     click.echo(f"Rule set version {version.version} is now active")
 
 
 @notes_cli.command("export")
-def export_notes() -> None:
-    """Print every note as JSON."""
-    notes = db.session.scalars(select(Note).order_by(Note.id))
+@click.option("--visible-to", "visible_to", metavar="EMAIL",
+              help="Only the notes this user may see in the panel (private mailboxes' notes are left out "
+                   "unless they are the user's own or the user is an admin).")
+def export_notes(visible_to: str | None) -> None:
+    """Print notes as JSON: every note of every mailbox, private mailboxes' included, unless --visible-to."""
+    from rolsync.privacy import note_visible
+
+    viewer = _user(visible_to) if visible_to else None
+    notes = db.session.scalars(select(Note).where(note_visible(viewer)).order_by(Note.id))
     _print_json([_note_json(note) for note in notes])
 
 
@@ -279,6 +319,7 @@ def _note_json(note: Note) -> dict:
         "to": note.to_addrs,
         "cc": note.cc_addrs,
         "body": note.body,
+        "capture_level": note.capture_level,
         "documents": [
             {"filename": d.filename, "content_type": d.content_type, "size": d.size, "sha256": d.sha256}
             for d in note.documents
@@ -305,7 +346,44 @@ def export_warnings() -> None:
     ])
 
 
-records_cli = AppGroup("records", help="A contact's or candidate's mail.")
+@secrets_cli.command("rotate")
+def rotate_secrets() -> None:
+    """Re-encrypt every stored secret with the newest key (the first of ROLSYNC_ENCRYPTION_KEYS)."""
+    result = stored_secrets.rotate_all(db.session, services.get().secrets)
+    db.session.commit()
+    click.echo(f"Re-encrypted {result.rotated} secret(s) with the newest key")
+    if result.unreadable:
+        click.echo(f"{result.unreadable} secret(s) could not be read with any configured key and were left as "
+                   "they are: keep the key they need, or have those mailboxes saved again", err=True)
+        sys.exit(1)
+
+
+
+COUNT_LABELS = {
+    "records": "records", "notes": "notes", "documents": "documents", "ledger_entries": "ledger entries",
+    "warnings": "warnings", "intake_items": "intake items", "held_messages": "held messages",
+}
+
+
+@records_cli.command("erase")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Erase without asking.")
+def erase_record(email: str, yes: bool) -> None:
+    """Erase the person with this address: records, notes, documents, mail traces; then suppress the address."""
+    from rolsync import erasure
+
+    try:
+        plan = erasure.plan_erasure(db.session, email)
+    except erasure.ErasureError as exc:
+        raise click.ClickException(f"{exc.message} {exc.hint}".strip()) from exc
+    counts = plan.counts.as_json()
+    for key, label in COUNT_LABELS.items():
+        click.echo(f"{label}: {counts[key]}")
+    if not yes and not click.confirm("Erase all of this for good?", default=False):
+        raise click.ClickException("nothing was erased")
+    svc = services.get()
+    audit = erasure.erase_person(db.session, svc.documents, svc.suppression_key, plan, erased_by="flask records erase")
+    click.echo(f"Erased; the address is now suppressed (erasure {audit.id})")
 
 
 @records_cli.command("backfill")
@@ -345,5 +423,5 @@ def backfill_record_cli(email: str, user_email: str, since) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    for group in (users_cli, crm_cli, mail_cli, rules_cli, notes_cli, warnings_cli, records_cli):
+    for group in (users_cli, crm_cli, mail_cli, rules_cli, notes_cli, warnings_cli, secrets_cli, records_cli):
         app.cli.add_command(group)

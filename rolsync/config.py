@@ -1,10 +1,15 @@
 """Settings from the environment, with embedded defaults for a single machine."""
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import secrets
 from pathlib import Path
+
+
+MIN_SECRET_KEY_LENGTH = 32
+"""SECRET_KEY signs the session cookies: a short one can be guessed offline from any cookie."""
 
 
 class ConfigError(RuntimeError):
@@ -21,11 +26,33 @@ def _int(name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, got {value!r}") from exc
 
 
+def _bool(name: str, default: bool) -> bool:
+    value = (os.environ.get(name) or "").strip().lower()
+    if not value:
+        return default
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+
 def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:
     value = os.environ.get(name) or default
     if value not in allowed:
         raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
     return value
+
+
+def _networks(name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Comma- or space-separated addresses or CIDRs; a bad one stops the app at start, naming it."""
+    networks = []
+    for item in os.environ.get(name, "").replace(",", " ").split():
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError as exc:
+            raise RuntimeError(f"{name}: {item!r} is not an address or a CIDR such as 10.0.0.0/8") from exc
+    return networks
 
 
 def _ints(name: str, default: list[int]) -> list[int]:
@@ -158,6 +185,10 @@ def load_config(instance_path: str) -> dict:
     encryption_keys = os.environ.get("ROLSYNC_ENCRYPTION_KEYS")
     if production and not secret_key:
         raise ConfigError("SECRET_KEY is not set; production needs a long random value in the environment")
+    if production and len(secret_key or "") < MIN_SECRET_KEY_LENGTH:
+        raise ConfigError(f"SECRET_KEY is {len(secret_key or '')} characters long; production needs at least "
+                          f"{MIN_SECRET_KEY_LENGTH} random ones (python -c \"import secrets; "
+                          "print(secrets.token_urlsafe(48))\")")
     if production and not encryption_keys:
         raise ConfigError(
             "ROLSYNC_ENCRYPTION_KEYS is not set; production needs one or more Fernet keys "
@@ -183,6 +214,8 @@ def load_config(instance_path: str) -> dict:
         "SECRET_KEY": secret_key
         or read_or_create_secret(instance / "secret_key", lambda: secrets.token_urlsafe(48)),
         "ROLSYNC_ENCRYPTION_KEYS": encryption_keys,
+        # Keys the hashes of erased people's addresses; SECRET_KEY when unset (see README, Privacy).
+        "ROLSYNC_SUPPRESSION_KEY": os.environ.get("ROLSYNC_SUPPRESSION_KEY") or None,
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
@@ -202,6 +235,12 @@ def load_config(instance_path: str) -> dict:
         # How much one import run may do before it hands over to the next run.
         "IMPORT_RUN_MESSAGES": _int("ROLSYNC_IMPORT_RUN_MESSAGES", 500),
         "IMPORT_FETCH_BATCH": _int("ROLSYNC_IMPORT_FETCH_BATCH", 200),
+        # What one message may cost to parse (rolsync.mail.parse.limits.ParseLimits).
+        "LIMIT_MIME_PARTS": _int("ROLSYNC_LIMIT_MIME_PARTS", 500),
+        "LIMIT_ATTACHMENTS": _int("ROLSYNC_LIMIT_ATTACHMENTS", 100),
+        "LIMIT_SUBJECT_CHARS": _int("ROLSYNC_LIMIT_SUBJECT_CHARS", 2000),
+        "LIMIT_HEADER_BYTES": _int("ROLSYNC_LIMIT_HEADER_BYTES", 512 * 1024),
+        "LIMIT_PARSE_SECONDS": _int("ROLSYNC_LIMIT_PARSE_SECONDS", 20),
         "IMAP_TIMEOUT": _int("ROLSYNC_IMAP_TIMEOUT", 30),
         "IMPORT_JOB_TIMEOUT": _int("ROLSYNC_IMPORT_JOB_TIMEOUT", 1800),
         "WORKER_CLASS": _choice("ROLSYNC_WORKER_CLASS", ("simple", "fork"), "simple"),
@@ -230,6 +269,8 @@ def load_config(instance_path: str) -> dict:
         "PUSH_CONNECT_THREADS": _int("ROLSYNC_PUSH_CONNECT_THREADS", 8),
         # Reconnecting after a dropped connection waits 1, 2, 4... seconds (jittered), at most this long.
         "PUSH_BACKOFF_MAX_SECONDS": _int("ROLSYNC_PUSH_BACKOFF_MAX_SECONDS", 300),
+        # A message larger than this (its RFC822.SIZE) is not fetched: it becomes a warning.
+        "LIMIT_MESSAGE_BYTES": _int("ROLSYNC_LIMIT_MESSAGE_BYTES", 50 * 1024 * 1024),
         # Connect with Google / Microsoft: the endpoints of each, and the providers registered in the
         # environment (the others may be registered in the admin panel: rolsync.oauth_clients).
         "OAUTH_ENDPOINTS": endpoints,
@@ -237,4 +278,24 @@ def load_config(instance_path: str) -> dict:
         # The panel's public address (https://crm.example.com) for the OAuth redirect URI, when the
         # request's own host is not what browsers use (a proxy that rewrites Host); empty: the request's.
         "PUBLIC_URL": public_url,
+        # Mail servers on loopback or private addresses: refused in production unless allowed by name or network.
+        "IMAP_ALLOW_PRIVATE": _bool("ROLSYNC_IMAP_ALLOW_PRIVATE", not production),
+        "IMAP_ALLOWED_HOSTS": os.environ.get("ROLSYNC_IMAP_ALLOWED_HOSTS", ""),
+        # Test Connection: how many per user in a window, and how long one may take in all.
+        "TEST_CONNECTION_MAX_PER_WINDOW": _int("ROLSYNC_TEST_CONNECTION_MAX", 10),
+        "TEST_CONNECTION_WINDOW_SECONDS": _int("ROLSYNC_TEST_CONNECTION_WINDOW_SECONDS", 10 * 60),
+        "TEST_CONNECTION_DEADLINE": _int("ROLSYNC_TEST_CONNECTION_DEADLINE", 25),
+        # A panel session ends after this long without a request, and this long after sign-in whatever happens.
+        "SESSION_IDLE_MINUTES": _int("ROLSYNC_SESSION_IDLE_MINUTES", 120),
+        "SESSION_MAX_HOURS": _int("ROLSYNC_SESSION_MAX_HOURS", 12),
+        # Sign-in limits (see rolsync.web.auth.routes.SignInLimits).
+        "LOGIN_MAX_FAILURES": _int("ROLSYNC_LOGIN_MAX_FAILURES", 5),
+        "LOGIN_MAX_FAILURES_PER_IP": _int("ROLSYNC_LOGIN_MAX_FAILURES_PER_IP", 30),
+        "LOGIN_FAILURE_WINDOW_SECONDS": _int("ROLSYNC_LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60),
+        "LOGIN_ACCOUNT_FAILURES_BEFORE_DELAY": _int("ROLSYNC_LOGIN_ACCOUNT_FAILURES_BEFORE_DELAY", 10),
+        "LOGIN_MAX_DELAY_SECONDS": _int("ROLSYNC_LOGIN_MAX_DELAY_SECONDS", 60),
+        # GET /metrics (Prometheus): from these addresses/CIDRs, or with `Authorization: Bearer <token>`;
+        # neither set: nobody.
+        "METRICS_NETWORKS": _networks("ROLSYNC_METRICS_ALLOW"),
+        "METRICS_TOKEN": os.environ.get("ROLSYNC_METRICS_TOKEN") or None,
     }

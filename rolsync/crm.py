@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rolsync.documents import DocumentStore
-from rolsync.mail.parse import normalise_address
+from rolsync.mail.parse.addresses import normalise_address
 from rolsync.models import Candidate, Company, Contact, EmailAddress, RecordKind
 
 HEADER = ("kind", "name", "email", "company")
@@ -68,6 +68,15 @@ def _existing(session: Session, row: CrmRow) -> Contact | Candidate | None:
         select(model).join(EmailAddress, owner == model.id)
         .where(EmailAddress.address == row.email, model.name == row.name)
     )
+
+
+def without_suppressed(session: Session, key: bytes, rows: list[CrmRow]) -> tuple[list[CrmRow], int]:
+    """The rows whose address is not an erased person's, and how many were left out."""
+    from rolsync.erasure import suppressed_among
+
+    erased = suppressed_among(session, key, (row.email for row in rows))
+    kept = [row for row in rows if row.email.lower() not in erased]
+    return kept, len(rows) - len(kept)
 
 
 def load_rows(session: Session, rows: Iterable[CrmRow], store: DocumentStore | None = None) -> tuple[int, int]:

@@ -1,11 +1,12 @@
 """Encryption at rest for mailbox secrets (Fernet, with key rotation)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from rolsync.config import read_or_create_secret
+from rolsync.config import ConfigError, read_or_create_secret
 
 
 class SecretUnreadable(Exception):
@@ -30,12 +31,27 @@ class SecretBox:
         self._fernet = MultiFernet([Fernet(k.encode() if isinstance(k, str) else k) for k in keys])
 
     @classmethod
-    def from_config(cls, configured: str | None, instance_path: str) -> "SecretBox":
+    def from_config(cls, configured: str | None, instance_path: str,
+                    stored_secrets: Callable[[], int] = lambda: 0) -> SecretBox:
+        """The keys from the environment, else the instance folder's key, made on first use.
+
+        A missing key file is made only when nothing is stored encrypted yet
+        (`stored_secrets` counts what is): a new key would silently turn every
+        saved mailbox password into noise.
+        """
         if configured:
             return cls([k.strip() for k in configured.split(",") if k.strip()])
-        key = read_or_create_secret(
-            Path(instance_path) / "encryption.key", lambda: Fernet.generate_key().decode()
-        )
+        path = Path(instance_path) / "encryption.key"
+        if not path.exists():
+            stored = stored_secrets()
+            if stored:
+                raise ConfigError(
+                    f"{path} is missing, but the database holds {stored} secret(s) encrypted with the key it "
+                    "held. Restore the file from a backup (or put that key in ROLSYNC_ENCRYPTION_KEYS). If the "
+                    "key is lost for good, put a new key in ROLSYNC_ENCRYPTION_KEYS (python -c \"from "
+                    "cryptography.fernet import Fernet; print(Fernet.generate_key().decode())\") and have every "
+                    "mailbox password and OAuth connection entered again.")
+        key = read_or_create_secret(path, lambda: Fernet.generate_key().decode())
         return cls([key])
 
     def encrypt(self, plaintext: str) -> str:

@@ -41,6 +41,10 @@ class DocumentStore:
     def exists(self, sha256: str) -> bool:
         raise NotImplementedError
 
+    def delete(self, sha256: str) -> None:
+        """Remove a file (an erasure's, once no row names it); nothing happens when it is not there."""
+        raise NotImplementedError
+
     def read(self, sha256: str) -> bytes:
         """The whole file (for raw messages the importer parses again); FileNotFoundError if it is not stored."""
         raise NotImplementedError
@@ -128,6 +132,9 @@ class FileDocumentStore(DocumentStore):
     def exists(self, sha256: str) -> bool:
         return self.path_for(sha256).exists()
 
+    def delete(self, sha256: str) -> None:
+        self.path_for(sha256).unlink(missing_ok=True)
+
     def read(self, sha256: str) -> bytes:
         return self.path_for(sha256).read_bytes()
 
@@ -210,6 +217,10 @@ class S3DocumentStore(DocumentStore):
                 return False
             raise
         return True
+
+    def delete(self, sha256: str) -> None:
+        # S3's DeleteObject succeeds for a key that is not there.
+        self.client.delete_object(Bucket=self.bucket, Key=self.key_for(sha256))
 
     def _get(self, sha256: str) -> dict:
         from botocore.exceptions import ClientError

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from rolsync.documents import DocumentStore
-from rolsync.models import EmailAddress, PendingMessage
+from rolsync.models import EmailAddress, PendingMessage, User
 from rolsync.notes import link_pending
 from rolsync.rules.store import active_rules
 
@@ -38,36 +38,46 @@ class Followed:
     queued: int = 0  # held messages left to the background job
 
 
-def waiting(session: Session, addresses: Iterable[str]) -> int:
-    """How many held messages wait for these addresses."""
+def waiting(session: Session, addresses: Iterable[str], viewer: User | None = None) -> int:
+    """How many held messages (that `viewer` may see) wait for these addresses."""
+    from rolsync import privacy
+
     wanted = sorted(set(addresses))
     if not wanted:
         return 0
     return session.scalar(select(func.count(PendingMessage.id)).where(
-        PendingMessage.address.in_(wanted), PendingMessage.linked_at.is_(None))) or 0
+        PendingMessage.address.in_(wanted), PendingMessage.linked_at.is_(None),
+        privacy.held_visible(viewer))) or 0
 
 
-def follow_new_addresses(session: Session, store: DocumentStore, addresses: Iterable[str], *, queue=None,
-                         link_now: int | None = None) -> Followed:
-    """Import the mail held for newly added addresses: now if it is little or there is no queue, else in a job."""
+def follow_new_addresses(session: Session, store: DocumentStore, addresses: Iterable[str], *,
+                         viewer: User | None = None, queue=None, link_now: int | None = None) -> Followed:
+    """Import the mail held for newly added addresses: now if it is little or there is no queue, else in a job.
+
+    With `viewer`, only held mail their visibility lets them see is imported now
+    (`rolsync.notes.link_pending`); the background job links what its owners may see.
+    """
     addresses = sorted(set(addresses))
-    count = waiting(session, addresses)
+    count = waiting(session, addresses, viewer)
     if count == 0:
         return Followed()
     if queue is None or count <= (LINK_NOW if link_now is None else link_now):
-        return Followed(linked=link_pending(session, store, active_rules(session), addresses))
+        return Followed(linked=link_pending(session, store, active_rules(session), addresses, viewer))
     ids = sorted(session.scalars(select(EmailAddress.id).where(EmailAddress.address.in_(
         select(PendingMessage.address).where(PendingMessage.address.in_(addresses),
                                              PendingMessage.linked_at.is_(None))))))
     from rq import Retry
 
-    queue.enqueue(link_held_job, ids, description=f"held mail of {len(ids)} new addresses", result_ttl=3600,
+    queue.enqueue(link_held_job, ids, viewer.id if viewer is not None else None, description=f"held mail of {len(ids)} new addresses", result_ttl=3600,
                   failure_ttl=7 * 24 * 3600, retry=Retry(max=3, interval=[5, 30, 120]))
     return Followed(queued=count)
 
 
-def link_held_job(email_ids: list[int]) -> dict:
-    """Import the mail held for these addresses (EmailAddress ids), a chunk per transaction; re-runnable."""
+def link_held_job(email_ids: list[int], viewer_id: int | None = None) -> dict:
+    """Import the mail held for these addresses (EmailAddress ids), a chunk per transaction; re-runnable.
+
+    `viewer_id`: the person who added the addresses; only held mail they may see is linked.
+    """
     from rolsync import services
     from rolsync.extensions import db
     from rolsync.jobs import _after_fork, _get_app
@@ -84,12 +94,13 @@ def link_held_job(email_ids: list[int]) -> dict:
             # An address on several records stays held (as the import decides), so it is not retried here.
             addresses = sorted(a for a, m in found.items() if len(m.contacts or m.candidates) == 1)
             store = services.get().documents
+            viewer = session.get(User, viewer_id) if viewer_id is not None else None
             linked = 0
             while True:
-                before = waiting(session, addresses)
-                linked += link_pending(session, store, active_rules(session), addresses, limit=CHUNK)
+                before = waiting(session, addresses, viewer)
+                linked += link_pending(session, store, active_rules(session), addresses, viewer, limit=CHUNK)
                 session.commit()
-                if before == 0 or waiting(session, addresses) >= before:
+                if before == 0 or waiting(session, addresses, viewer) >= before:
                     break  # done, or what is left cannot be linked (an address on several records)
             return {"linked": linked}
         finally:

@@ -34,7 +34,7 @@ a hundred old messages at one moment, and "newest first" means the newest mail.
 
 @dataclass(frozen=True)
 class HistoryFilter:
-    text: str = ""  # an address or words of the subject
+    text: str = ""  # an address, words of the subject, or a Message-ID
     outcome: str | None = None
     user_id: int | None = None  # admins only
 
@@ -94,6 +94,7 @@ def search_history(session: Session, viewer: User, wanted: HistoryFilter, page: 
             func.lower(ImportedMessage.subject).contains(text, autoescape=True),
             func.lower(ImportedMessage.from_addr).contains(text, autoescape=True),
             func.lower(ImportedMessage.to_addrs).contains(text, autoescape=True),
+            func.lower(ImportedMessage.message_id) == text.strip("<>"),
             in_notes, in_warnings,
         ))
     query = query.order_by(MAIL_DATE.desc(), ImportedMessage.id.desc())

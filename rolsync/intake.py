@@ -228,7 +228,7 @@ def _close_items(session: Session, address: str, status: WarningStatus, resoluti
 
 
 def create_candidate(session: Session, store: DocumentStore, item: ImportWarning, *, name: str, email: str,
-                     actor: str) -> Outcome:
+                     actor: str, viewer: User | None = None) -> Outcome:
     """Make a candidate of the item's sender and import every message held for the address onto it, at once."""
     _require_open(item)
     name = " ".join(name.split())
@@ -250,11 +250,11 @@ def create_candidate(session: Session, store: DocumentStore, item: ImportWarning
     session.flush()
     record = RecordRef(RecordKind.CANDIDATE, candidate.id, candidate.name, candidate.updated_at)
     return _take_in(session, store, item, record, actor, resolution="candidate_created",
-                    extra_addresses=[address])
+                    extra_addresses=[address], viewer=viewer)
 
 
 def attach_to_record(session: Session, store: DocumentStore, item: ImportWarning, *, kind: str, record_id: int,
-                     actor: str) -> Outcome:
+                     actor: str, viewer: User | None = None) -> Outcome:
     """Give the item's address to an existing record and import the mail held for it onto that record."""
     from rolsync.records import RecordError, RecordNotFound, add_email, get_record
 
@@ -269,19 +269,22 @@ def attach_to_record(session: Session, store: DocumentStore, item: ImportWarning
         except RecordError as exc:
             raise IntakeError(str(exc)) from exc
     ref = RecordRef(record.kind, record.id, record.name, record.updated_at)
-    return _take_in(session, store, item, ref, actor, resolution="attached")
+    return _take_in(session, store, item, ref, actor, resolution="attached", viewer=viewer)
 
 
 def _take_in(session: Session, store: DocumentStore, item: ImportWarning, record: RecordRef, actor: str, *,
-             resolution: str, extra_addresses: Iterable[str] = ()) -> Outcome:
-    """Import what is held for the item's address (and `extra_addresses`) onto `record`; close the items."""
+             resolution: str, extra_addresses: Iterable[str] = (), viewer: User | None = None) -> Outcome:
+    """Import what is held for the item's address (and `extra_addresses`) onto `record`; close the items.
+
+    With `viewer`, only held mail their visibility lets them see (`rolsync.privacy`).
+    """
     address = item.address or ""
     rules = active_rules(session)
     # Held under the sender's address even when the person typed another one for the candidate.
-    created = link_pending(session, store, rules, [address], onto=[record]) if address else 0
+    created = link_pending(session, store, rules, [address], viewer, onto=[record]) if address else 0
     others = [a for a in extra_addresses if a != address]
     if others:
-        created += link_pending(session, store, rules, others)
+        created += link_pending(session, store, rules, others, viewer)
     closed = _close_items(session, address, WarningStatus.RESOLVED, resolution, actor)
     session.flush()
     return Outcome(record, created, closed)
@@ -330,7 +333,7 @@ def create_candidates(session: Session, store: DocumentStore, viewer: User, item
         if held_by.contacts or held_by.candidates:
             continue  # someone added the address meanwhile; the held mail went there
         outcome = create_candidate(session, store, item, name=item_name(item) or item.address.split("@")[0],
-                                   email=item.address, actor=actor)
+                                   email=item.address, actor=actor, viewer=viewer)
         made += 1
         notes += outcome.notes_created
     return made, notes

@@ -9,11 +9,21 @@ One import per mailbox at a time, on any number of workers and machines:
 * the job id is fixed per account (`<queue>-import-account-<id>`), and enqueueing
   while that job is queued, scheduled or running is a no-op;
 * the job holds a Redis lock with a token (`rolsync:<queue>:import-lock:<id>`) while it
-  imports, renewed as messages are saved and expiring `IMPORT_LOCK_SECONDS`
-  after a crash; a job that finds the lock taken does nothing;
-* a job RQ still lists as started while nobody holds the lock is abandoned (its
-  worker died), and may be replaced; the import is idempotent, so the retry is
-  harmless.
+  imports. A thread started with the job (`LockKeeper`) renews it every third of
+  `IMPORT_LOCK_SECONDS`, however long one message takes, so it expires only
+  when the process running the job is gone. Renewing and releasing check the
+  token in one Redis script: only its owner extends or frees it. A job that
+  finds the lock taken does nothing; a job that finds it lost stops;
+* a job RQ still lists as started is abandoned only when the worker running it
+  has stopped beating (its heartbeat, which the keeper sends with each renewal,
+  is older than half of `IMPORT_LOCK_SECONDS`, or its key expired) and nobody
+  holds the lock: a slow job is not abandoned. Only then may it be replaced; the import is
+  idempotent, so the retry is harmless.
+
+RQ's job timeout raises `ImportTimedOut`, a `BaseException` like
+`KeyboardInterrupt` (`ImportDeathPenalty`, set on the worker classes below), so
+that no `except Exception` of the import can turn it into a failed message: the
+job fails in RQ, visibly.
 
 Failures: transient IMAP trouble (timeouts, dropped connections, throttling)
 returns an RQ `Retry` with a growing delay that honours the server's
@@ -27,19 +37,28 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from flask import Flask, current_app, has_app_context
-from rq import Queue, Retry, get_current_job
+from redis import Redis
+from redis.exceptions import LockError, LockNotOwnedError, RedisError
+from redis.lock import Lock
+from rq import Queue, Retry, SimpleWorker, Worker, get_current_job
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
+from rq.timeouts import UnixSignalDeathPenalty
+from rq.utils import now, utcformat, utcparse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rolsync import logs
+from rolsync.mail.parse.limits import ParseLimits
 from rolsync.models import MailAccount, utcnow
 
 log = logging.getLogger(__name__)
@@ -51,6 +70,140 @@ JOB_PREFIX = "import-account-"
 ABANDONED_RETRIES = 3
 
 _app: Flask | None = None
+
+
+class ImportTimedOut(BaseException):
+    """RQ's job timeout. Not an `Exception`: no catch-all of the import may swallow it."""
+
+    def __init__(self, detail: str = "") -> None:
+        self.message = ("The import ran longer than its time limit and was stopped; "
+                        "the mail it had saved is kept and the next run goes on from there.")
+        self.hint = None
+        super().__init__(detail or self.message)
+
+
+class ImportDeathPenalty(UnixSignalDeathPenalty):
+    """RQ's SIGALRM job timeout, raising `ImportTimedOut` instead of RQ's `JobTimeoutException`."""
+
+    def __init__(self, timeout: int, exception: Any = None, **kwargs: Any) -> None:
+        super().__init__(timeout, ImportTimedOut, **kwargs)
+
+
+class ImportWorker(SimpleWorker):
+    """RQ's SimpleWorker (jobs run in the worker's process) whose job timeout cannot be swallowed."""
+
+    death_penalty_class = ImportDeathPenalty
+
+
+class ForkingImportWorker(Worker):
+    """RQ's forking Worker (a work horse per job) whose job timeout cannot be swallowed."""
+
+    death_penalty_class = ImportDeathPenalty
+
+
+class ImportLockLost(Exception):
+    """The mailbox lock expired or was taken over while this job imported: it stops at once."""
+
+    code = "import_lock_lost"
+
+    def __init__(self, account_id: int) -> None:
+        self.message = (f"The import of account {account_id} stopped because it lost the mailbox's lock; "
+                        "another import may be running and will carry on.")
+        self.hint = None
+        super().__init__(self.message)
+
+
+# Sets a worker's last heartbeat, and lengthens (never shortens) its key's
+# expiry; a key that has expired (the worker is gone) is not brought back.
+_WORKER_HEARTBEAT = """
+local ttl = redis.call('ttl', KEYS[1])
+if ttl == -2 then return 0 end
+redis.call('hset', KEYS[1], 'last_heartbeat', ARGV[1])
+if ttl >= 0 and ttl < tonumber(ARGV[2]) then redis.call('expire', KEYS[1], ARGV[2]) end
+return 1
+"""
+
+
+def worker_key(worker_name: str) -> str:
+    return f"{Worker.redis_worker_namespace_prefix}{worker_name}"
+
+
+class LockKeeper:
+    """Keeps an import's mailbox lock alive from a thread, for as long as the job runs.
+
+    The import's own pace does not matter: a message that takes ten minutes
+    to parse does not let the lock expire. Each renewal checks the token in
+    one Redis script (redis-py's `reacquire`), so a lock that expired and was
+    taken by another job is never extended; the keeper then marks itself lost
+    and `check()` stops the import. It also beats the heart of the RQ worker
+    running the job, which is what the dispatcher reads to tell a dead worker
+    from a slow one.
+    """
+
+    def __init__(self, lock: Lock, seconds: float, redis: Redis, worker_name: str | None = None) -> None:
+        self.lock = lock
+        self.seconds = seconds
+        self.interval = max(seconds / 3, 0.2)
+        self.redis = redis
+        self.worker_name = worker_name
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="import-lock-keeper", daemon=True)
+
+    def start(self) -> LockKeeper:
+        self._beat()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def check(self, account_id: int) -> None:
+        if self.lost.is_set():
+            raise ImportLockLost(account_id)
+
+    def progress_check(self, account_id: int) -> Callable[[int, int], None]:
+        """An import's `progress` callback that only stops it once the lock is lost."""
+        return lambda _done, _total: self.check(account_id)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.lock.reacquire()
+            except LockNotOwnedError:
+                log.error("the import lock %s was lost; stopping the import", self.lock.name)
+                self.lost.set()
+                return
+            except RedisError:
+                # Redis hiccup: try again at the next tick, well before the lock expires.
+                log.warning("renewing the import lock %s failed", self.lock.name, exc_info=True)
+                continue
+            self._beat()
+
+    def _beat(self) -> None:
+        if self.worker_name is None:
+            return
+        try:
+            self.redis.eval(_WORKER_HEARTBEAT, 1, worker_key(self.worker_name), utcformat(now()),
+                            int(self.seconds) + 1)
+        except RedisError:
+            log.warning("the worker heartbeat of %s failed", self.worker_name, exc_info=True)
+
+
+def is_abandoned(job: Job, connection: Redis, lock_name: str, stale_after: float) -> bool:
+    """A started job whose worker has stopped beating while nobody holds the mailbox's lock.
+
+    A slow job is not abandoned: its keeper renews the lock and the heartbeat.
+    """
+    if connection.exists(lock_name):
+        return False
+    if not job.worker_name:
+        return True
+    beat = connection.hget(worker_key(job.worker_name), "last_heartbeat")
+    if beat is None:
+        return True  # the worker's key expired: its heartbeat stopped
+    return (now() - utcparse(beat.decode() if isinstance(beat, bytes) else beat)).total_seconds() > stale_after
 
 
 def use_app(app: Flask) -> None:
@@ -113,11 +266,14 @@ def enqueue_import(queue: Queue, account_id: int, *, manual: bool = False) -> tu
     try:
         existing = Job.fetch(job_id, connection=queue.connection)
         status = existing.get_status(refresh=True)
-        abandoned = status == JobStatus.STARTED and not queue.connection.exists(lock_key(account_id, queue.name))
+        # The keeper beats every third of the lock's life: half of it without a beat is a missed beat.
+        stale_after = (current_app.config["IMPORT_LOCK_SECONDS"] if has_app_context() else 60) / 2
+        abandoned = status == JobStatus.STARTED and is_abandoned(
+            existing, queue.connection, lock_key(account_id, queue.name), stale_after)
         if status in ACTIVE_STATUSES and not abandoned:
             return existing, False
         if abandoned:
-            # Its worker died (the lock expired); RQ would notice only later.
+            # Its worker died (no heartbeat, no lock); RQ would notice only later.
             StartedJobRegistry(queue=queue).remove_executions(existing)
         existing.delete()
     except NoSuchJobError:
@@ -146,22 +302,28 @@ def import_account_job(account_id: int, manual: bool = False) -> dict | Retry:
         _after_fork(db)
         svc = services.get()
         job = get_current_job()
-        lock = svc.redis.lock(lock_key(account_id, svc.queue.name), timeout=app.config["IMPORT_LOCK_SECONDS"],
-                              blocking=False)
+        seconds = app.config["IMPORT_LOCK_SECONDS"]
+        # Not thread-local: the keeper's thread renews the token this thread took.
+        lock = svc.redis.lock(lock_key(account_id, svc.queue.name), timeout=seconds, blocking=False,
+                              thread_local=False)
         if not lock.acquire():
             log.info("account %s is being imported by another worker; nothing to do", account_id)
             return {"skipped": "another import of this mailbox is running"}
+        keeper = LockKeeper(lock, seconds, svc.redis, job.worker_name if job is not None else None).start()
         try:
-            return _import_with_lock(app, db.session, svc, job, account_id, lock, manual)
+            return _import_with_lock(app, db.session, svc, job, account_id, keeper, manual)
         finally:
+            keeper.stop()
             try:
-                lock.release()
-            except Exception:  # it expired: a renewal came too late, nothing of ours to release
-                log.warning("import lock of account %s had expired", account_id)
+                lock.release()  # only if the token is still ours (one Redis script)
+            except LockError:
+                log.warning("import lock of account %s had expired or was taken over", account_id)
             db.session.remove()
 
 
-def _import_with_lock(app, session, svc, job, account_id: int, lock, manual: bool = False) -> dict | Retry:
+def _import_with_lock(app, session, svc, job, account_id: int, keeper: LockKeeper,
+                      manual: bool = False) -> dict | Retry:
+    from rolsync import metrics
     from rolsync.importer import ImportResult, UidValidityUnstable, import_account
     from rolsync.mail.errors import AuthFailed, MailError
 
@@ -171,14 +333,9 @@ def _import_with_lock(app, session, svc, job, account_id: int, lock, manual: boo
     if account.paused:
         return {"skipped": f"the mailbox is paused: {account.paused_reason}"}
     config = app.config
-    renew_every = max(config["IMPORT_LOCK_SECONDS"] / 3, 1)
-    last_renewal = time.monotonic()
 
     def progress(done: int, total: int) -> None:
-        nonlocal last_renewal
-        if time.monotonic() - last_renewal >= renew_every:
-            lock.reacquire()  # raises LockNotOwnedError if it expired: stop, another may own it now
-            last_renewal = time.monotonic()
+        keeper.check(account_id)  # the lock was lost: stop, another import may own the mailbox now
         if job is not None:
             job.meta["progress"] = {"done": done, "total": total}
             job.save_meta()
@@ -187,18 +344,19 @@ def _import_with_lock(app, session, svc, job, account_id: int, lock, manual: boo
     total = ImportResult()
     try:
         while True:
-            result = import_account(
+            result = metrics.observed(svc.redis, svc.queue.name, lambda: import_account(
                 session, account, secrets=svc.secrets, store=svc.documents,
                 max_messages=config["IMPORT_RUN_MESSAGES"], fetch_batch=config["IMPORT_FETCH_BATCH"],
                 timeout=config["IMAP_TIMEOUT"], job_id=job.id if job else None, progress=progress,
                 deadline=deadline, uidvalidity_limit=config["UIDVALIDITY_CHANGES_BEFORE_PAUSE"],
-                auth_failure_limit=config["AUTH_FAILURES_BEFORE_PAUSE"],
-            )
+                auth_failure_limit=config["AUTH_FAILURES_BEFORE_PAUSE"], limits=ParseLimits.from_config(config),
+                max_message_bytes=config["LIMIT_MESSAGE_BYTES"],
+            ))
             total.add(result)
             progress(0, 0)
             if not result.more or time.monotonic() > deadline:
                 break
-    except (AuthFailed, UidValidityUnstable):
+    except (AuthFailed, UidValidityUnstable, ImportLockLost):
         # Counted (and the account paused) by the importer; retrying would only repeat it.
         _no_rq_retry(job)
         raise
@@ -256,9 +414,10 @@ def due_accounts(session: Session, default_interval: int, watched: frozenset[int
 
 
 def dispatch_due_imports() -> list[str]:
-    """The scheduled job: queue an import for every account that is due.
+    """The scheduled job: queue an import for every account that is due, and raise or clear stall alarms.
 
-    Every worker's scheduler may run this; enqueue_import makes repeats no-ops.
+    Every worker's scheduler may run this; enqueue_import makes repeats no-ops,
+    and check_stalls keeps one open alarm per mailbox owner.
     """
     from rolsync import push, services
     from rolsync.extensions import db
@@ -278,7 +437,29 @@ def dispatch_due_imports() -> list[str]:
                 job, created = enqueue_import(queue, account.id)
                 if created:
                     queued.append(job.id)
+            # After the enqueues, so a failing check never holds up an import; then re-raised like any failure.
+            from rolsync.mailboxes import check_stalls
+
+            check_stalls(db.session, app.config)
             return queued
+        finally:
+            db.session.remove()
+
+
+def apply_retention_job() -> dict | None:
+    """The daily job: delete imported notes and documents older than the admins' retention limit.
+
+    Returns the counts (None when there is no limit or nothing was old enough); re-raises failures.
+    """
+    from rolsync import retention, services
+    from rolsync.extensions import db
+
+    app = _get_app()
+    with app.app_context():
+        _after_fork(db)
+        try:
+            audit = retention.apply_retention(db.session, services.get().documents)
+            return dict(audit.counts) if audit else None
         finally:
             db.session.remove()
 

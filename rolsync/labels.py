@@ -22,6 +22,9 @@ REASON_LABELS = {
     "matched": "matched a record",
     "attached": "attached from the warning queue",
     "own_domain": "mail between colleagues (own domain)",
+    "erased_person": "names a person who was erased",
+    "private": "marked private by its owner",
+    "removed": "its note was removed by its owner",
     "no_match": "no contact or candidate has the address",
     "no_counterpart": "no other address on the message",
     "duplicate_address": "address shared by several records",
@@ -31,6 +34,8 @@ REASON_LABELS = {
     "blocked": "the address is blocked",
     "custom": "a custom import rule",
     "held_for_record": "kept until a record has the address",
+    "already_imported": "another copy of a message already imported",
+    "too_large": "larger than the message size limit",
     "linked": "kept, then imported when a record got the address",
     "intake": "looks like an application from a new person",
 }
@@ -72,8 +77,10 @@ WARNING_KIND_LABELS = {
     WarningKind.AUTH_FAILED.value: "Mailbox sign-in failed",
     WarningKind.UIDVALIDITY_UNSTABLE.value: "Mailbox folders keep changing",
     WarningKind.CUSTOM_RULE.value: "Held by an import rule",
+    WarningKind.MESSAGE_TOO_LARGE.value: "Message too large",
     "intake": "New person",
-    "stalled": "Import stalled",
+    WarningKind.STALLED.value: "Mailbox stopped importing",
+    WarningKind.UNACCOUNTED.value: "Messages not accounted for",
 }
 
 SETTING_LABELS = {

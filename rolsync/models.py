@@ -65,6 +65,12 @@ class WarningKind(str, enum.Enum):
     AUTH_FAILED = "auth_failed"
     UIDVALIDITY_UNSTABLE = "uidvalidity_unstable"
     CUSTOM_RULE = "custom_rule"
+    MESSAGE_TOO_LARGE = "message_too_large"
+    STALLED = "stalled"
+    """A mailbox that stopped importing: no successful poll for three intervals, new mail left unread, or
+    its OAuth refresh failing. Resolved by the scheduler's tick when the cause goes."""
+    UNACCOUNTED = "unaccounted"
+    """Messages on the server that rolsync has neither read nor left out for a known reason."""
     INTAKE = "intake"  # an application from an address no record has: the New people page
 
 
@@ -102,6 +108,40 @@ class User(UserMixin, db.Model):
     @property
     def is_active(self) -> bool:  # Flask-Login refuses inactive users
         return self.active
+
+
+class UserSession(db.Model):
+    """A signed-in session of the panel, held on the server so that signing out ends it everywhere.
+
+    The browser's cookie carries a random token; only its SHA-256 is stored,
+    so reading this table does not give anyone a session.
+    """
+
+    __tablename__ = "user_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Visibility(str, enum.Enum):
+    """Who sees the notes made from a mailbox."""
+
+    EVERYONE = "everyone"
+    PRIVATE = "private"
+    """Only the mailbox's owner and admins."""
+
+
+class CaptureLevel(str, enum.Enum):
+    """How much of a message the import keeps, from most to least."""
+
+    FULL = "full"
+    """Subject, participants, date, the text and the documents."""
+    SUBJECT = "subject"
+    """Subject, participants and date: no text, no documents."""
+    PARTICIPANTS = "participants"
+    """Participants and date only."""
 
 
 class AuthMethod(str, enum.Enum):
@@ -149,6 +189,18 @@ class MailAccount(db.Model):
     # Push (IMAP IDLE, rolsync/watcher.py) for this mailbox; admins switch it off per mailbox, or for all
     # with the "push" AppSetting. Without push (or a server without IDLE) the schedule alone imports it.
     push_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # The end of the last import run that worked, and the code of the last failure (None after a success):
+    # the stall alarms and the Mailboxes page read these, never the run history.
+    last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error_code: Mapped[str | None] = mapped_column(String(64))
+    # Who sees the notes made from this mailbox (Visibility): everyone, or only its owner and admins.
+    visibility: Mapped[str] = mapped_column(String(16), default=Visibility.EVERYONE.value,
+                                            server_default=Visibility.EVERYONE.value)
+    # The consultant's CaptureLevel; None takes the admin's default (rolsync.privacy).
+    capture_level: Mapped[str | None] = mapped_column(String(16))
+    # Mail the consultant keeps out: messages with this IMAP keyword, and this folder, are never imported.
+    private_keyword: Mapped[str | None] = mapped_column(String(255))
+    private_folder: Mapped[str | None] = mapped_column(String(512))
 
     user: Mapped[User] = relationship(back_populates="mail_account")
     folders: Mapped[list["FolderState"]] = relationship(back_populates="account", cascade="all, delete-orphan")
@@ -217,6 +269,15 @@ class FolderState(db.Model):
     # Recent UIDVALIDITY changes, for the circuit breaker.
     uidvalidity_changes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     uidvalidity_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The server's STATUS at the last poll (MESSAGES; UIDNEXT is `uidnext`), and when that poll was.
+    server_messages: Mapped[int | None] = mapped_column(BigInteger)
+    polled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Since when a poll has seen UIDNEXT beyond what the import has read to the end (None: caught up).
+    uidnext_pending_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Every message on the server at the last poll that changed something, counted by what rolsync
+    # did with it (see rolsync/reconcile.py); taken again only when STATUS changes.
+    reconciliation: Mapped[dict | None] = mapped_column(JSON)
+    reconciled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
     account: Mapped[MailAccount] = relationship(back_populates="folders")
@@ -335,6 +396,9 @@ class Note(db.Model):
     to_addrs: Mapped[str] = mapped_column(Text, default="")
     cc_addrs: Mapped[str] = mapped_column(Text, default="")
     body: Mapped[str] = mapped_column(Text, default="")
+    # The CaptureLevel the note was made at, so the page can say why it has no text.
+    capture_level: Mapped[str] = mapped_column(String(16), default=CaptureLevel.FULL.value,
+                                               server_default=CaptureLevel.FULL.value)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     contact: Mapped[Contact | None] = relationship()
@@ -390,6 +454,8 @@ class ImportedMessage(db.Model):
     # The rest of the story for the history: dropped attachments and why.
     details: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Its owner removed the note it made: the message is not imported again (rolsync.privacy.remove_note).
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 # The dashboard's charts and the history page read the ledger by date.
@@ -449,6 +515,43 @@ class ImportWarning(db.Model):
     resolution: Mapped[str | None] = mapped_column(String(32))
 
     user: Mapped[User] = relationship()
+
+
+class PrivacyPolicy(db.Model):
+    """The admins' privacy settings (one row): the default capture level, and whether it is a ceiling."""
+
+    __tablename__ = "privacy_policy"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    capture_default: Mapped[str] = mapped_column(String(16), default=CaptureLevel.FULL.value,
+                                                 server_default=CaptureLevel.FULL.value)
+    # Locked: a consultant may choose the default or less, never more.
+    capture_locked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Imported notes and documents older than this many months are deleted by a daily job; None keeps them.
+    retention_months: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_by: Mapped[str | None] = mapped_column(String(320))
+
+
+class SuppressedAddress(db.Model):
+    """An erased person's address, kept only as a keyed hash so no import or load brings them back."""
+
+    __tablename__ = "suppressed_addresses"
+
+    # HMAC-SHA256 of the normalised address (rolsync.erasure.address_digest), hex.
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Erasure(db.Model):
+    """The audit of one erasure: who and when, and how many of each kind of row went; nothing about the person."""
+
+    __tablename__ = "erasures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    erased_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    erased_by: Mapped[str] = mapped_column(String(320))
+    counts: Mapped[dict] = mapped_column(JSON, default=dict)
 
 
 class ImportRun(db.Model):

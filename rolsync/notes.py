@@ -17,8 +17,18 @@ from sqlalchemy.orm import Session
 
 from rolsync.documents import DocumentStore
 from rolsync.mail.parse import Attachment, ParsedMessage
-from rolsync.matching import RecordRef
-from rolsync.models import Direction, Document, Note, PendingMessage, RecordKind, StoredFile, utcnow
+from rolsync.matching import RecordRef, chunked
+from rolsync.models import (
+    CaptureLevel,
+    Direction,
+    Document,
+    Note,
+    PendingMessage,
+    RecordKind,
+    StoredFile,
+    User,
+    utcnow,
+)
 from rolsync.rules import CompiledRules
 
 
@@ -60,11 +70,17 @@ def save_message_as_notes(session: Session, store: DocumentStore, rules: Compile
     that two consultants both received shows once on the record. Runs inside
     the caller's transaction (flushes, never commits).
     """
+    from rolsync import privacy
+
     records = list(records)
+    level = privacy.capture_level_of_user(session, user_id)
+    if level is not CaptureLevel.FULL:
+        parsed, kept = privacy.reduce(parsed, level), []
     if kept is None:
         kept = kept_attachments(rules, parsed) if records else []
     writer = NoteWriter(session, store)
-    created = writer.add(parsed, user_id=user_id, folder=folder, direction=direction, records=records, kept=kept)
+    created = writer.add(parsed, user_id=user_id, folder=folder, direction=direction, records=records, kept=kept,
+                         capture_level=level)
     writer.flush()
     return created
 
@@ -80,9 +96,12 @@ def existing_notes(session: Session, pairs: Iterable[tuple[str, RecordRef]]) -> 
     for kind, (ids, keys) in wanted.items():
         # (record, message_key) is unique and indexed for both kinds of record.
         column = Note.contact_id if kind is RecordKind.CONTACT else Note.candidate_id
-        rows = session.execute(select(Note.message_key, column).where(column.in_(sorted(ids)),
-                                                                      Note.message_key.in_(sorted(keys))))
-        found.update((key, kind, id_) for key, id_ in rows)
+        # Chunked both ways: a batch may bring more records or keys than one statement takes.
+        for id_part in chunked(sorted(ids)):
+            for key_part in chunked(sorted(keys)):
+                rows = session.execute(select(Note.message_key, column).where(column.in_(id_part),
+                                                                              Note.message_key.in_(key_part)))
+                found.update((key, kind, id_) for key, id_ in rows)
     return found
 
 
@@ -112,8 +131,12 @@ class NoteWriter:
             self._checked.update((key, record.kind, record.id) for key, record in pairs)
 
     def add(self, parsed: ParsedMessage, *, user_id: int, folder: str, direction: Direction,
-            records: Iterable[RecordRef], kept: list[Attachment]) -> int:
-        """Queue a note of `parsed` for each record that has none yet; returns how many."""
+            records: Iterable[RecordRef], kept: list[Attachment],
+            capture_level: CaptureLevel = CaptureLevel.FULL) -> int:
+        """Queue a note of `parsed` for each record that has none yet; returns how many.
+
+        `capture_level` only labels the note: the caller has already reduced `parsed` to it.
+        """
         key = message_key(parsed)
         records = list(records)
         self.look_up((key, record) for record in records)
@@ -134,6 +157,7 @@ class NoteWriter:
                 "to_addrs": ", ".join(parsed.to),
                 "cc_addrs": ", ".join(parsed.cc),
                 "body": parsed.text,
+                "capture_level": capture_level.value,
                 "contact_id": record.id if record.kind is RecordKind.CONTACT else None,
                 "candidate_id": record.id if record.kind is RecordKind.CANDIDATE else None,
                 "created_at": utcnow(),
@@ -199,31 +223,40 @@ def hold_for_record(session: Session, *, user_id: int, address: str, message_key
     ).on_conflict_do_nothing())
 
 
-def link_pending(session: Session, store: DocumentStore, rules: CompiledRules, addresses: Iterable[str], *,
-                 onto: list[RecordRef] | None = None, limit: int | None = None) -> int:
+def link_pending(session: Session, store: DocumentStore, rules: CompiledRules, addresses: Iterable[str],
+                 viewer: User | None = None, *, onto: list[RecordRef] | None = None,
+                 limit: int | None = None) -> int:
     """Import held messages onto the records that now have their addresses; returns notes made.
 
     Contacts first, then candidates, as the import decides; an address that
-    still belongs to several records stays held. `onto` names the record(s)
-    instead (New people's Create candidate, whose address may have been
-    retyped). Each message's ledger row then says imported, and a held
-    message is imported once however often this runs. `limit` bounds the
-    held messages looked at (the oldest first), for work done in chunks.
+    still belongs to several records stays held. With `viewer` (the person
+    adding the address), only held mail whose mailbox's visibility lets them
+    see it is linked; the rest waits for its owner or an admin. `onto` names
+    the record(s) instead (New people's Create candidate, whose address may
+    have been retyped). Each message's ledger row then says imported, and a
+    held message is imported once however often this runs. `limit` bounds
+    the held messages looked at (the oldest first), for work done in chunks.
     """
+    from rolsync import privacy
     from rolsync.mail.parse import parse_message
     from rolsync.matching import find_records
 
     wanted = sorted(set(addresses))
     if not wanted:
         return 0
-    held = list(session.scalars(select(PendingMessage).where(
-        PendingMessage.address.in_(wanted), PendingMessage.linked_at.is_(None))
-        .order_by(PendingMessage.id).limit(limit).with_for_update()))
+    held = [pending for part in chunked(wanted) for pending in session.scalars(select(PendingMessage).where(
+        PendingMessage.address.in_(part), PendingMessage.linked_at.is_(None), privacy.held_visible(viewer))
+        .order_by(PendingMessage.id).limit(limit).with_for_update())]
+    if limit is not None:
+        held = sorted(held, key=lambda p: p.id)[:limit]
     if not held:
         return 0
     lookups = find_records(session, [p.address for p in held]) if onto is None else {}
     created = 0
+    removed = privacy.removed_messages(session, [p.message_key for p in held])
     for pending in held:
+        if (pending.user_id, pending.message_key) in removed:
+            continue  # its owner removed the note of this message: it stays out
         if onto is None:
             matches = lookups[pending.address]
             records = matches.contacts or matches.candidates

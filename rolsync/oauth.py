@@ -35,7 +35,7 @@ from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 from sqlalchemy.orm import Session, object_session
 
-from rolsync.accounts import resume_account
+from rolsync.accounts import audit_log, resume_account
 from rolsync.config import ConfigError
 from rolsync.crypto import SecretBox
 from rolsync.mail.errors import OAuthProviderError, oauth_access_revoked
@@ -207,6 +207,8 @@ def connect_mailbox(session: Session, secrets: SecretBox, user: User, provider: 
     if account.id is not None:
         resume_account(session, account)
     session.flush()
+    audit_log.info("mailbox server of %s set by consent at %s: %s:%s (username %s)", user.email, provider.name,
+                   account.host, account.port, address)
     return account
 
 

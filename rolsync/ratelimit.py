@@ -1,4 +1,4 @@
-"""A fixed-window counter in Redis, shared by every web process: used to slow down password guessing."""
+"""Counters and gates in Redis, shared by every web process: they slow down password guessing."""
 from __future__ import annotations
 
 import hashlib
@@ -9,6 +9,10 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
+
+
+# DECR only a counter that still exists: a DECR after the window ended would leave a key with no expiry.
+_RELEASE = "if redis.call('exists', KEYS[1]) == 1 then return redis.call('decr', KEYS[1]) end return 0"
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,43 @@ class RateLimiter:
             return 0
         return max(int(ttl), 1)
 
+    def attempt(self, key: str) -> int:
+        """Count an attempt *before* it is made; returns the seconds to wait (0: go ahead).
+
+        Counting first, in one transaction, is what makes the limit hold under
+        parallel requests: of 40 at once, exactly `attempts` are let through.
+        An attempt that turns out to be legitimate can hand its place back with
+        `release`.
+        """
+        try:
+            pipe = self.redis.pipeline()
+            pipe.set(self._key(key), 0, ex=self.limit.window_seconds, nx=True)
+            pipe.incr(self._key(key))
+            pipe.ttl(self._key(key))
+            _, count, ttl = pipe.execute()
+        except RedisError:
+            log.warning("rate limiter: Redis unreachable; not limiting", exc_info=True)
+            return 0
+        if int(count) <= self.limit.attempts:
+            return 0
+        return max(int(ttl), 1)
+
+    def count(self, key: str) -> int:
+        """Events counted for `key` in the current window."""
+        try:
+            value = self.redis.get(self._key(key))
+        except RedisError:
+            log.warning("rate limiter: Redis unreachable; not counting", exc_info=True)
+            return 0
+        return int(value or 0)
+
+    def release(self, key: str) -> None:
+        """Give back one attempt counted by `attempt` (it was a successful sign-in, not a guess)."""
+        try:
+            self.redis.eval(_RELEASE, 1, self._key(key))
+        except RedisError:
+            log.warning("rate limiter: Redis unreachable; not released", exc_info=True)
+
     def hit(self, key: str) -> int:
         """Count one event for `key`; returns the count in the current window."""
         try:
@@ -69,3 +110,33 @@ class RateLimiter:
             self.redis.delete(self._key(key))
         except RedisError:
             log.warning("rate limiter: Redis unreachable; not reset", exc_info=True)
+
+
+class Gate:
+    """Lets one attempt per `delay` through for a key, whoever makes it (SET NX PX: atomic across processes).
+
+    Used for an account that strangers guess at from many addresses: it slows
+    the guessing to one try per delay without ever locking the account for
+    longer than that delay, so the real user is never shut out for long.
+    """
+
+    def __init__(self, redis: Redis, namespace: str):
+        self.redis = redis
+        self.namespace = namespace
+
+    def _key(self, key: str) -> str:
+        digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+        return f"rolsync:gate:{self.namespace}:{digest}"
+
+    def pass_through(self, key: str, delay_seconds: float) -> float:
+        """0 when this attempt may go ahead (and starts the next delay); else the seconds until the gate opens."""
+        if delay_seconds <= 0:
+            return 0
+        try:
+            if self.redis.set(self._key(key), 1, px=max(1, int(delay_seconds * 1000)), nx=True):
+                return 0
+            remaining = self.redis.pttl(self._key(key))
+        except RedisError:
+            log.warning("rate limiter: Redis unreachable; not limiting", exc_info=True)
+            return 0
+        return max(int(remaining), 1) / 1000

@@ -9,10 +9,22 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from rolsync.documents import DocumentStore
-from rolsync.mail.parse import normalise_address
+from rolsync.erasure import AddressSuppressed, is_suppressed
+from rolsync.mail.parse.addresses import normalise_address
 from rolsync.matching import find_records
-from rolsync.models import Candidate, Company, Contact, Document, EmailAddress, Note, RecordKind, utcnow
+from rolsync.models import (
+    Candidate,
+    Company,
+    Contact,
+    Document,
+    EmailAddress,
+    Note,
+    RecordKind,
+    User,
+    utcnow,
+)
 from rolsync.pagination import DEFAULT_PER_PAGE, Page, paginate
+from rolsync.privacy import can_see_note, note_visible
 
 
 class RecordError(ValueError):
@@ -49,8 +61,8 @@ def _model(kind: str):
 
 
 def search_records(session: Session, wanted: RecordFilter, page: int = 1,
-                   per_page: int = DEFAULT_PER_PAGE) -> Page[RecordRow]:
-    """Contacts and candidates by name, address or company, in name order."""
+                   per_page: int = DEFAULT_PER_PAGE, viewer: User | None = None) -> Page[RecordRow]:
+    """Contacts and candidates by name, address or company, in name order (note counts as `viewer` sees them)."""
     text = wanted.text.strip().lower()
     parts = []
     if wanted.kind in (None, RecordKind.CONTACT.value):
@@ -82,12 +94,12 @@ def search_records(session: Session, wanted: RecordFilter, page: int = 1,
         func.lower(both.c.name), both.c.kind, both.c.id)
     found = paginate(session, query, page, per_page, scalars=False)
     rows = [RecordRow(kind, id_, name, company) for kind, id_, name, company in found.items]
-    _add_details(session, rows)
+    _add_details(session, rows, viewer)
     return Page(items=rows, page=found.page, per_page=found.per_page, total=found.total)
 
 
-def _add_details(session: Session, rows: list[RecordRow]) -> None:
-    """Addresses and note counts of one page of records."""
+def _add_details(session: Session, rows: list[RecordRow], viewer: User | None) -> None:
+    """Addresses and note counts (of the notes `viewer` may see) of one page of records."""
     for kind, owner, note_owner in ((RecordKind.CONTACT.value, EmailAddress.contact_id, Note.contact_id),
                                     (RecordKind.CANDIDATE.value, EmailAddress.candidate_id, Note.candidate_id)):
         by_id = {row.id: row for row in rows if row.kind == kind}
@@ -98,7 +110,7 @@ def _add_details(session: Session, rows: list[RecordRow]) -> None:
             by_id[record_id].emails.append(address)
         for record_id, count, last in session.execute(
                 select(note_owner, func.count(Note.id), func.max(Note.sent_at))
-                .where(note_owner.in_(by_id)).group_by(note_owner)):
+                .where(note_owner.in_(by_id), note_visible(viewer)).group_by(note_owner)):
             by_id[record_id].notes = count
             by_id[record_id].last_note_at = last
 
@@ -111,18 +123,19 @@ def get_record(session: Session, kind: str, record_id: int) -> Contact | Candida
     return record
 
 
-def record_notes(session: Session, record: Contact | Candidate) -> list[Note]:
-    """The record's notes for its timeline, newest first, with their documents."""
+def record_notes(session: Session, record: Contact | Candidate, viewer: User | None = None) -> list[Note]:
+    """The record's notes `viewer` may see (None: all) for its timeline, newest first, with their documents."""
     column = Note.contact_id if record.kind is RecordKind.CONTACT else Note.candidate_id
     return list(session.scalars(
-        select(Note).where(column == record.id).options(selectinload(Note.documents), selectinload(Note.user))
+        select(Note).where(column == record.id, note_visible(viewer)).options(selectinload(Note.documents), selectinload(Note.user))
         .order_by(Note.sent_at.desc().nulls_last(), Note.id.desc())))
 
 
-def get_document(session: Session, document_id: int) -> Document:
-    """A document by id; RecordNotFound otherwise."""
+def get_document(session: Session, document_id: int, viewer: User | None = None) -> Document:
+    """A document by id, if `viewer` may see the note it belongs to; RecordNotFound otherwise (the same answer,
+    so ids cannot be probed)."""
     document = session.get(Document, document_id)
-    if document is None:
+    if document is None or not can_see_note(session, viewer, document.note):
         raise RecordNotFound(f"document {document_id}")
     return document
 
@@ -139,8 +152,12 @@ def shared_with(session: Session, record: Contact | Candidate) -> dict[str, list
     return shared
 
 
-def add_email(session: Session, record: Contact | Candidate, value: str) -> EmailAddress:
-    """Give the record another address (normalised as the import compares them); RecordError if refused."""
+def add_email(session: Session, record: Contact | Candidate, value: str,
+              suppression_key: bytes | None = None) -> EmailAddress:
+    """Give the record another address (normalised as the import compares them); RecordError if refused.
+
+    With `suppression_key`, an erased person's address is refused too.
+    """
     address = normalise_address(value)
     if not address or "@" not in address:
         raise RecordError(f"{value.strip() or 'An empty value'} is not an e-mail address.")
@@ -148,6 +165,8 @@ def add_email(session: Session, record: Contact | Candidate, value: str) -> Emai
         raise RecordError("Add one address at a time.")
     if any(e.address == address for e in record.emails):
         raise RecordError(f"{record.name} already has the address {address}.")
+    if suppression_key is not None and is_suppressed(session, suppression_key, address):
+        raise RecordError(AddressSuppressed(address).message + " " + AddressSuppressed(address).hint)
     email = EmailAddress(address=address)
     record.emails.append(email)
     record.updated_at = utcnow()
@@ -159,14 +178,13 @@ def add_email(session: Session, record: Contact | Candidate, value: str) -> Emai
     return email
 
 
-def link_held_mail(session: Session, store: DocumentStore, address: str, queue=None) -> int:
-    """Import mail the rules kept for `address` until a record had it; returns the notes made now.
-
-    With a queue, a big backlog is imported by a background job instead (rolsync.held).
-    """
+def link_held_mail(session: Session, store: DocumentStore, address: str, viewer: User | None = None,
+                   queue=None) -> int:
+    """Import mail the rules kept for `address` until a record had it (as far as `viewer` may see it); returns
+    the notes made now. With a queue, a big backlog is imported by a background job instead (rolsync.held)."""
     from rolsync.held import follow_new_addresses
 
-    return follow_new_addresses(session, store, [address], queue=queue).linked
+    return follow_new_addresses(session, store, [address], viewer=viewer, queue=queue).linked
 
 
 def remove_email(session: Session, record: Contact | Candidate, email_id: int) -> str:

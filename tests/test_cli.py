@@ -26,7 +26,11 @@ def test_users_create_hashes_the_password_and_refuses_bad_input(sqlite_app):
     again = run(sqlite_app, "users", "create", "admin@agency.example", "--password-stdin", input="another one\n")
     assert again.exit_code != 0 and "already exists" in again.output
     short = run(sqlite_app, "users", "create", "b@agency.example", "--password-stdin", input="short\n")
-    assert short.exit_code != 0 and "at least 8" in short.output
+    assert short.exit_code != 0 and "at least 12" in short.output
+    for weak in ("password", "password1234", "Welcome2024!", "123456789012", "aaaaaaaaaaaa", "b@agency.example"):
+        refused = run(sqlite_app, "users", "create", "b@agency.example", "--password-stdin", input=weak + "\n")
+        assert refused.exit_code != 0 and refused.output.count("\n") == 1, weak
+        assert "at least 12" in refused.output or "among the first ones guessers try" in refused.output, weak
     assert db.session.scalar(select(func.count()).select_from(User)) == 1
 
 
@@ -76,8 +80,18 @@ def test_rules_round_trip_and_a_bad_file_changes_nothing(app, tmp_path):
     assert db.session.scalar(select(func.count()).select_from(RuleSetVersion)) == 1
 
 
+def test_rules_import_of_deeply_nested_json_is_a_one_line_error(app, tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    result = run(app, "rules", "import", str(path))
+    assert result.exit_code == 1
+    assert "nests too deeply" in result.output
+    assert "Traceback" not in result.output and not isinstance(result.exception, RecursionError)
+    assert db.session.scalar(select(func.count()).select_from(RuleSetVersion)) == 0
+
+
 def test_mail_configure_refuses_bad_values_with_a_message(sqlite_app, tmp_path):
-    run(sqlite_app, "users", "create", "jo@agency.example", "--password-stdin", input="password-123\n")
+    run(sqlite_app, "users", "create", "jo@agency.example", "--password-stdin", input="jo-password-123\n")
     base = ["mail", "configure", "jo@agency.example", "--username", "jo@agency.example", "--password-stdin"]
     bad_host = run(sqlite_app, *base, "--host", "imap example com", input="x\n")
     assert bad_host.exit_code != 0 and "server name" in bad_host.output
@@ -168,3 +182,61 @@ def test_setup_url_prints_a_new_one_time_address_until_an_admin_exists(sqlite_ap
     after = run(sqlite_app, "users", "setup-url", "--url", "http://127.0.0.1:5050")
     assert after.exit_code == 0 and "setup" not in after.output and "has an admin" in after.output
     assert not (Path(sqlite_app.instance_path) / "setup-token.sha256").exists()
+
+
+def test_mail_test_with_an_unreadable_secret_is_a_one_line_error(consultant):
+    from rolsync.models import MailAccount
+
+    account = db.session.scalar(select(MailAccount))
+    account.password_encrypted = "gAAAAABnot-a-token-under-these-keys"
+    db.session.commit()
+    result = consultant.cli("mail", "test", consultant.email)
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: secret_unreadable: ") and result.output.count("\n") == 1
+    assert "Traceback" not in result.output
+
+
+def test_secrets_rotate_re_encrypts_everything_under_the_newest_key(consultant, monkeypatch):
+    """Put a new key first, rotate, drop the old key: every mailbox still opens."""
+    from cryptography.fernet import Fernet
+
+    from rolsync import create_app, services
+    from rolsync.models import MailAccount
+    from tests.conftest import ENCRYPTION_KEY
+
+    new_key = Fernet.generate_key().decode()
+    monkeypatch.setenv("ROLSYNC_ENCRYPTION_KEYS", f"{new_key},{ENCRYPTION_KEY}")
+    both = create_app({"TESTING": True})
+    with both.app_context():
+        result = both.test_cli_runner().invoke(args=["secrets", "rotate"])
+        assert result.exit_code == 0, result.output
+        assert "Re-encrypted 1 secret(s) with the newest key" in result.output
+    monkeypatch.setenv("ROLSYNC_ENCRYPTION_KEYS", new_key)
+    newest_only = create_app({"TESTING": True})
+    with newest_only.app_context():
+        from rolsync.extensions import db as db_
+        account = db_.session.scalar(select(MailAccount))
+        assert services.get().secrets.decrypt(account.password_encrypted) == consultant.password
+        tested = newest_only.test_cli_runner().invoke(args=["mail", "test", consultant.email])
+        assert tested.exit_code == 0, tested.output
+        db_.session.remove()
+        db_.engine.dispose()
+    with both.app_context():
+        db.engine.dispose()
+
+
+def test_mail_configure_cannot_re_point_a_mailbox_without_its_password(sqlite_app, caplog):
+    from rolsync.models import MailAccount
+
+    run(sqlite_app, "users", "create", "jo@agency.example", "--password-stdin", input="jo-password-123\n")
+    base = ["mail", "configure", "jo@agency.example", "--username", "jo@agency.example", "--password-stdin"]
+    assert run(sqlite_app, *base, "--host", "imap.agency.example", input="imap-secret-1\n").exit_code == 0
+    moved = run(sqlite_app, *base, "--host", "imap.attacker.example", input="\n")
+    assert moved.exit_code != 0 and moved.output.count("\n") == 1
+    assert db.session.scalar(select(MailAccount)).host == "imap.agency.example"
+    caplog.set_level("INFO", logger="rolsync.audit")
+    assert run(sqlite_app, *base, "--host", "imap2.agency.example", input="imap-secret-1\n").exit_code == 0
+    audit = [r.getMessage() for r in caplog.records if r.name == "rolsync.audit"]
+    assert any("flask mail configure" in line and "imap.agency.example:993 -> imap2.agency.example:993" in line
+               for line in audit), audit
+    assert not any("imap-secret-1" in line for line in audit)

@@ -47,6 +47,16 @@ def test_bytes_are_stored_once_under_their_sha256(store):
     assert not store.exists(hashlib.sha256(b"never stored").hexdigest())
 
 
+def test_a_deleted_file_is_gone_and_deleting_again_is_harmless(store):
+    """An erasure removes the files no note refers to any more, on disk and in the bucket alike."""
+    digest = store.put(b"a CV to be erased")
+    store.delete(digest)
+    assert not store.exists(digest)
+    with pytest.raises(FileNotFoundError):
+        store.read(digest)
+    store.delete(digest)
+
+
 def test_reading_what_was_never_stored_says_so(store):
     with pytest.raises(FileNotFoundError):
         store.read(hashlib.sha256(b"never stored").hexdigest())

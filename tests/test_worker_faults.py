@@ -55,12 +55,17 @@ def fast_app(monkeypatch, tmp_path, database_url):
 
 
 class Worker:
-    """A `python worker.py` process group of its own, so SIGKILL takes the work horse too."""
+    """A `python worker.py` process group of its own, so SIGKILL takes the work horse too.
 
-    def __init__(self, app, *args: str):
-        env = {**os.environ, **app.config["TEST_ENV"], **FAST}
+    `slow`: the worker of tests/support/slow_worker.py, where a message with
+    SLOW-<seconds> in its subject takes that long to decide.
+    """
+
+    def __init__(self, app, *args: str, slow: bool = False, env: dict[str, str] | None = None):
+        env = {**os.environ, **app.config["TEST_ENV"], **FAST, **(env or {})}
         self.log = open(Path(app.instance_path) / f"worker-{time.monotonic_ns()}.log", "w+")
-        self.process = subprocess.Popen([sys.executable, "worker.py", *args], cwd=ROOT, env=env,
+        command = ["-m", "tests.support.slow_worker"] if slow else ["worker.py"]
+        self.process = subprocess.Popen([sys.executable, *command, *args], cwd=ROOT, env=env,
                                         stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def kill(self) -> None:
@@ -113,8 +118,8 @@ def descendants(pid: int) -> list[int]:
 def workers():
     started: list[Worker] = []
 
-    def start(app, *args: str) -> Worker:
-        worker = Worker(app, *args)
+    def start(app, *args: str, **kwargs) -> Worker:
+        worker = Worker(app, *args, **kwargs)
         started.append(worker)
         return worker
 
@@ -210,6 +215,60 @@ def test_two_workers_and_many_enqueues_run_one_import_at_a_time(fast_app, doveco
     for (_, finished), (next_started, _) in itertools.pairwise(runs):
         assert finished is not None and finished <= next_started, "two imports of one mailbox overlapped"
     assert_each_message_once({f"Message {i:04}" for i in range(250)})
+
+
+def import_runs_never_overlap(account_id: int) -> None:
+    runs = db.session.execute(select(ImportRun.started_at, ImportRun.finished_at)
+                              .where(ImportRun.account_id == account_id).order_by(ImportRun.started_at)).all()
+    for (_, finished), (next_started, _) in itertools.pairwise(runs):
+        assert finished is not None and finished <= next_started, "two imports of one mailbox overlapped"
+
+
+def test_a_message_slower_than_the_lock_lets_no_second_import_start(fast_app, dovecot, tmp_path, workers):
+    """A message that takes five lock lifetimes to handle: the job keeps its lock, the dispatcher sees a live worker."""
+    crm_with_carol(fast_app, tmp_path)
+    consultant = make_consultant(fast_app, dovecot, tmp_path)
+    allow_first_run(consultant, tmp_path)
+    slow = int(FAST["ROLSYNC_IMPORT_LOCK_SECONDS"]) * 5
+    subjects = [f"Before {i}" for i in range(5)] + [f"Hostile SLOW-{slow}"] + [f"After {i}" for i in range(5)]
+    consultant.deliver_many("INBOX", [build_message(from_=CAROL, to=consultant.email, subject=subject, text="x")
+                                      for subject in subjects])
+    account_id = db.session.scalar(select(MailAccount.id))
+    queue = services.get().queue
+    started = [workers(fast_app, slow=True), workers(fast_app, slow=True)]
+    # Besides both workers' schedulers (every second), enqueue as eagerly as a dispatcher could.
+    deadline = time.monotonic() + slow + 5
+    while time.monotonic() < deadline:
+        jobs.enqueue_import(queue, account_id)
+        time.sleep(0.5)
+    wait_until(lambda: note_count() == len(subjects), timeout=120, message="every note, the slow one too")
+    time.sleep(3)  # a second import, if one had started, would have been recorded by now
+    db.session.rollback()
+    import_runs_never_overlap(account_id)
+    assert_each_message_once(set(subjects))
+    output = "".join(worker.output() for worker in started)
+    assert "LockNotOwnedError" not in output and "was lost" not in output, output[-3000:]
+
+
+def test_the_job_timeout_is_not_swallowed_by_the_import(fast_app, dovecot, tmp_path, workers):
+    """RQ's timeout fires while a message is being handled: the job fails in RQ, no message becomes a warning."""
+    crm_with_carol(fast_app, tmp_path)
+    consultant = make_consultant(fast_app, dovecot, tmp_path)
+    consultant.deliver("INBOX", build_message(from_=CAROL, to=consultant.email, subject="Endless SLOW-60", text="x"))
+    account_id = db.session.scalar(select(MailAccount.id))
+    job, _ = jobs.enqueue_import(services.get().queue, account_id)
+    job.timeout = 4
+    job.retries_left = 0  # one attempt is enough to see how it ends
+    job.save()
+    worker = workers(fast_app, "--burst", slow=True)
+    worker.process.wait(timeout=120)
+    assert job.get_status(refresh=True) == "failed", worker.output()[-3000:]
+    assert "ImportTimedOut" in job.latest_result().exc_string
+    assert "import_failed" not in [w["kind"] for w in consultant.warnings()]
+    assert note_count() == 0
+    db.session.rollback()
+    [run] = db.session.scalars(select(ImportRun).where(ImportRun.account_id == account_id))
+    assert run.finished_at is not None and "ran longer than its time limit" in run.error
 
 
 # -- crashes and dropped connections ----------------------------------------------------------------

@@ -179,6 +179,16 @@ class DnsError(MailError):
     )
 
 
+class HostNotAllowed(MailError):
+    """The server's address is one rolsync may not connect to (its own machine, an internal network)."""
+
+    code = "host_not_allowed"
+    default_message = ("rolsync is not allowed to connect to this mail server: its address is on an internal "
+                       "network or this machine.")
+    default_hint = ("Check the server name (for example imap.gmail.com). If it is your company's own mail server, "
+                    "ask an admin to allow it.")
+
+
 class NotImap(MailError):
     """Something answered on the port, but not an IMAP server."""
 

@@ -40,6 +40,8 @@ from datetime import date, datetime
 from enum import Enum
 
 from imapclient import IMAPClient, SocketTimeout
+from imapclient import imap4 as _imapclient_plain
+from imapclient import tls as _imapclient_tls
 
 from rolsync.mail.errors import (
     PLAINTEXT_REPLY_REASONS,
@@ -59,6 +61,7 @@ from rolsync.mail.errors import (
     classify_server_text,
     classify_tls,
 )
+from rolsync.mail.hosts import HostPolicy, connect_to
 
 SUCCESS_MESSAGE = "Mailbox connection successful"
 """The sentence shown when the connection test passes (CONTRACT §2 and §3)."""
@@ -145,6 +148,8 @@ class ImapSettings:
     oauth2_token: Callable[..., str] | None = field(default=None, repr=False, compare=False)
     """For a mailbox connected with OAuth: returns a current access token for XOAUTH2 instead of a
     password; called with ``refresh=True`` it must fetch a new one. Raises a MailError when it cannot."""
+    host_policy: HostPolicy = field(default_factory=HostPolicy, compare=False)
+    """Which addresses the server may have (rolsync.mail.hosts); the panel and workers pass the configured one."""
 
     def __post_init__(self) -> None:
         # Forms and the CLI hand over plain strings; accept them here once.
@@ -171,6 +176,10 @@ class FetchedMessage:
     raw: bytes = field(repr=False)
     gm_msgid: int | None
     internaldate: datetime | None
+    # Larger than the caller's limit (RFC822.SIZE, in bytes): not downloaded, `raw` is empty.
+    too_large: int | None = None
+    # System flags and keywords (FLAGS): a consultant's private keyword keeps the message out.
+    flags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -228,6 +237,7 @@ class MailboxSession:
     def __init__(self, settings: ImapSettings) -> None:
         self.settings = settings
         self._client: IMAPClient | None = None
+        self._addresses: list[tuple[int, str]] = []
         self._folder: FolderStatus | None = None
         self._capabilities: set[str] | None = None
 
@@ -259,6 +269,8 @@ class MailboxSession:
             raise DnsError(message="No mail server name was entered.")
         if not 0 < settings.port < 65536:
             raise ConnectionRefused(message="The port must be a number from 1 to 65535.")
+        # Checked before anything is sent, and the connection goes to these very addresses (no second lookup).
+        self._addresses = settings.host_policy.resolve(settings.host, settings.port)
         context = build_ssl_context(settings.ca_pem)
         # Before connecting: a refresh is an HTTP round trip the IMAP server should not wait for.
         access_token = settings.oauth2_token(refresh=refresh_token) if settings.oauth2_token else None
@@ -292,7 +304,8 @@ class MailboxSession:
             connect=min(settings.timeout, CONNECT_TIMEOUT), read=settings.timeout
         )
         try:
-            client = IMAPClient(
+            client = _PinnedIMAPClient(
+                self._addresses,
                 settings.host,
                 port=settings.port,
                 ssl=use_ssl,
@@ -363,7 +376,7 @@ class MailboxSession:
 
     def _diagnose_plaintext_port(self) -> MailError:
         """SSL was answered in plain text: is this a STARTTLS port or no IMAP at all?"""
-        greeting = _read_greeting(self.settings.host, self.settings.port, self._probe_timeout)
+        greeting = _read_greeting(self._addresses, self.settings.port, self._probe_timeout)
         if greeting is None:
             return TlsError(message="The server on this port did not answer with SSL.",
                             hint=STARTTLS_PORT_HINT)
@@ -377,7 +390,7 @@ class MailboxSession:
     def _diagnose_silent_port(self, context: ssl.SSLContext) -> MailError:
         """No greeting on a STARTTLS connection: does the port want SSL from the start?"""
         speaks_tls = _speaks_tls(
-            self.settings.host, self.settings.port, context, self._probe_timeout
+            self._addresses, self.settings.host, self.settings.port, context, self._probe_timeout
         )
         if speaks_tls is True:
             return TlsError(
@@ -530,6 +543,43 @@ class MailboxSession:
                 found = sorted(client.search(["ALL"]))
         return found[-limit:]
 
+    @property
+    def examined(self) -> str | None:
+        """The folder open now (by ``examine``), if any."""
+        return self._folder.name if self._folder else None
+
+    def all_uids(self) -> list[int]:
+        """Every UID of the examined folder, ascending (one UID SEARCH ALL: reconciliation only)."""
+        self._require_folder()
+        with self._translating() as client:
+            return sorted(client.search(["ALL"]))
+
+    def search_uids(self, criteria: list) -> list[int]:
+        """UIDs of the examined folder matching IMAP SEARCH `criteria` (imapclient's list form), ascending."""
+        self._require_folder()
+        with self._translating() as client:
+            return sorted(client.search(criteria, charset="UTF-8"))
+
+    def fetch_headers(self, uids: list[int], fields: tuple[str, ...] = ("SUBJECT", "FROM", "DATE", "MESSAGE-ID")
+                      ) -> Iterator[tuple[int, bytes, datetime | None]]:
+        """(UID, those header lines, INTERNALDATE) of each message still there: never the body."""
+        self._require_folder()
+        if not uids:
+            return
+        item = f"BODY.PEEK[HEADER.FIELDS ({' '.join(fields)})]"
+        with self._translating() as client:
+            response = client.fetch(uids, [item, "INTERNALDATE"])
+        for uid in uids:
+            data = response.get(uid)
+            if data:
+                raw = next((value for key, value in data.items() if key.startswith(b"BODY[HEADER")), b"")
+                yield uid, bytes(raw or b""), data.get(b"INTERNALDATE")
+
+    def selectable_folders(self) -> list[str]:
+        """The names of every folder that can be opened, in the server's order."""
+        return [name for flags, _delimiter, name in self._list_folders()
+                if not _UNSELECTABLE & {_flag(f) for f in flags}]
+
     def uids_since(self, day: date) -> list[int]:
         """UIDs of the selected folder's messages that arrived on or after `day` (a first run by date)."""
         folder = self._require_folder()
@@ -561,8 +611,8 @@ class MailboxSession:
         for batch in self.fetch_batches(uids, batch_size=batch_size):
             yield from batch
 
-    def fetch_batches(self, uids: list[int], batch_size: int = 50,
-                      max_bytes: int = FETCH_BATCH_BYTES) -> Iterator[list[FetchedMessage]]:
+    def fetch_batches(self, uids: list[int], batch_size: int = 50, max_bytes: int = FETCH_BATCH_BYTES,
+                      max_message_bytes: int | None = None) -> Iterator[list[FetchedMessage]]:
         """The messages with these UIDs, ascending, one FETCH (one list) at a time.
 
         A batch holds at most `batch_size` messages and, unless a single
@@ -572,7 +622,9 @@ class MailboxSession:
         decryption release the GIL), unless it is a single message larger
         than `max_bytes`: then it is fetched only when asked for, so no more
         than one big message and one batch are ever held here. UIDs gone from the server are skipped; a batch whose
-        messages are all gone is not yielded.
+        messages are all gone is not yielded. A message larger than
+        `max_message_bytes` is not downloaded: it comes with an empty `raw`
+        and its size in `too_large`, in its place among the others.
         """
         self._require_folder()
         if batch_size < 1:
@@ -580,46 +632,60 @@ class MailboxSession:
         wanted = sorted({int(uid) for uid in uids})
         if not wanted:
             return
-        plan = self._plan_batches(wanted, batch_size, max_bytes)
+        plan, too_large = self._plan_batches(wanted, batch_size, max_bytes, max_message_bytes)
         # Leaving the with block (also when the caller stops early) waits for
         # a fetch still running, so the connection is never left mid-response.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="imap-prefetch") as prefetch:
             pending = None
             for number, (batch, _size) in enumerate(plan):
-                fetched = pending.result() if pending is not None else self._fetch_batch(batch)
+                fetched = pending.result() if pending is not None else self._fetch_batch(batch, too_large)
                 pending = None
                 if number + 1 < len(plan) and plan[number + 1][1] <= max_bytes:
-                    pending = prefetch.submit(self._fetch_batch, plan[number + 1][0])
+                    pending = prefetch.submit(self._fetch_batch, plan[number + 1][0], too_large)
                 if fetched:
                     yield fetched
                 fetched = None  # not held while the next batch arrives
 
-    def _fetch_batch(self, batch: list[int]) -> list[FetchedMessage]:
-        items = ["BODY.PEEK[]", "INTERNALDATE"]
+    def _fetch_batch(self, batch: list[int], too_large: dict[int, int] | None = None) -> list[FetchedMessage]:
+        """The batch's messages; those in `too_large` without their bodies (their dates and ids only)."""
+        too_large = too_large or {}
+        items = ["INTERNALDATE", "FLAGS"]
         if self.is_gmail:
             items.append("X-GM-MSGID")
+        wanted = [uid for uid in batch if uid not in too_large]
+        skipped = [uid for uid in batch if uid in too_large]
         with self._translating() as client:
-            response = client.fetch(batch, items)
+            response = client.fetch(wanted, ["BODY.PEEK[]", *items]) if wanted else {}
+            if skipped:
+                response.update(client.fetch(skipped, items))
         fetched = []
         for uid in batch:
             data = response.pop(uid, None)
             raw = data.get(b"BODY[]") if data else None
-            if raw is None:
+            if data is None or (raw is None and uid not in too_large):
                 continue
             fetched.append(FetchedMessage(
                 uid=uid,
-                raw=bytes(raw),
+                raw=bytes(raw) if raw is not None else b"",
                 gm_msgid=data.get(b"X-GM-MSGID"),
                 internaldate=data.get(b"INTERNALDATE"),
+                too_large=too_large.get(uid),
+                flags=tuple(_text(f) for f in data.get(b"FLAGS", ())),
             ))
         return fetched
 
-    def _plan_batches(self, uids: list[int], batch_size: int, max_bytes: int) -> list[tuple[list[int], int]]:
-        """(UIDs, bytes) of consecutive runs of `uids` within the limits of a batch (one RFC822.SIZE FETCH for all)."""
-        if len(uids) == 1:
-            return [(uids, 0)]
+    def _plan_batches(self, uids: list[int], batch_size: int, max_bytes: int, max_message_bytes: int | None = None
+                      ) -> tuple[list[tuple[list[int], int]], dict[int, int]]:
+        """(UIDs, bytes) of consecutive runs of `uids` within the limits of a batch (one RFC822.SIZE FETCH for all),
+        and the size of each message over `max_message_bytes` (counted as 0 bytes: it is not downloaded)."""
+        if len(uids) == 1 and max_message_bytes is None:
+            return [(uids, 0)], {}
         with self._translating() as client:
             sizes = {uid: data.get(b"RFC822.SIZE", 0) for uid, data in client.fetch(uids, ["RFC822.SIZE"]).items()}
+        too_large = {uid: size for uid, size in sizes.items()
+                     if max_message_bytes is not None and size > max_message_bytes}
+        for uid in too_large:
+            sizes[uid] = 0
         batches: list[tuple[list[int], int]] = []
         batch: list[int] = []
         size = 0
@@ -633,7 +699,7 @@ class MailboxSession:
             size += sizes[uid]
         if batch:
             batches.append((batch, size))
-        return batches
+        return batches, too_large
 
     def _require_folder(self) -> FolderStatus:
         if self._folder is None:
@@ -713,10 +779,10 @@ def _handshake_dropped() -> TlsError:
     return error
 
 
-def _read_greeting(host: str, port: int, timeout: float) -> bytes | None:
+def _read_greeting(addresses: list[tuple[int, str]], port: int, timeout: float) -> bytes | None:
     """The first bytes a plain connection receives: b"" for silence, None if it cannot connect."""
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
+        with connect_to(addresses, port, timeout) as sock:
             try:
                 return sock.recv(512)
             except (TimeoutError, ConnectionResetError):
@@ -725,10 +791,11 @@ def _read_greeting(host: str, port: int, timeout: float) -> bytes | None:
         return None
 
 
-def _speaks_tls(host: str, port: int, context: ssl.SSLContext, timeout: float) -> bool | None:
+def _speaks_tls(addresses: list[tuple[int, str]], host: str, port: int, context: ssl.SSLContext,
+                timeout: float) -> bool | None:
     """Whether the port completes a TLS handshake; None when it gives no answer at all."""
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
+        with connect_to(addresses, port, timeout) as sock:
             with context.wrap_socket(sock, server_hostname=host):
                 return True
     except ssl.SSLCertVerificationError:
@@ -737,6 +804,39 @@ def _speaks_tls(host: str, port: int, context: ssl.SSLContext, timeout: float) -
         return False if getattr(exc, "reason", None) in PLAINTEXT_REPLY_REASONS else None
     except OSError:
         return None
+
+
+class _PinnedIMAPClient(IMAPClient):
+    """IMAPClient connected to addresses checked beforehand, while TLS still verifies the server's name."""
+
+    def __init__(self, addresses: list[tuple[int, str]], host: str, **kwargs) -> None:
+        self._pinned = addresses
+        super().__init__(host, **kwargs)
+
+    def _create_IMAP4(self):
+        connect_timeout = getattr(self._timeout, "connect", None)
+        if self.ssl:
+            return _PinnedTls(self._pinned, self.host, self.port, self.ssl_context, connect_timeout)
+        return _PinnedPlain(self._pinned, self.host, self.port, connect_timeout)
+
+
+class _PinnedTls(_imapclient_tls.IMAP4_TLS):
+    def __init__(self, addresses: list[tuple[int, str]], host: str, port: int, ssl_context, timeout) -> None:
+        self._pinned = addresses
+        super().__init__(host, port, ssl_context, timeout)
+
+    def _create_socket(self, timeout: float | None = None) -> socket.socket:
+        sock = connect_to(self._pinned, self.port, timeout if timeout is not None else self._timeout)
+        return _imapclient_tls.wrap_socket(sock, self.ssl_context, self.host)
+
+
+class _PinnedPlain(_imapclient_plain.IMAP4WithTimeout):
+    def __init__(self, addresses: list[tuple[int, str]], host: str, port: int, timeout) -> None:
+        self._pinned = addresses
+        super().__init__(host, port, timeout)
+
+    def _create_socket(self, timeout: float | None = None) -> socket.socket:
+        return connect_to(self._pinned, self.port, timeout if timeout is not None else self._timeout)
 
 
 def _shutdown_quietly(client: IMAPClient) -> None:

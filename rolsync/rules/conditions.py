@@ -4,12 +4,15 @@ Each condition of a custom rule is turned into one boolean fact (`c_<rule>_<n>`)
 of the event posted to durable_rules, which then applies the rule's all/any,
 its priority and its action. Testing the conditions here keeps their meaning
 plain (case-insensitive text, Python-style regexes) and bounded: a regex runs
-under a time limit on at most `MAX_TEXT` characters, and patterns that can
-backtrack catastrophically are refused when the rule is saved.
+under a time limit on at most `MAX_TEXT` characters, every regex of one message
+together under `REGEX_BUDGET` (a message with 10,000 recipients cannot buy
+10,000 time limits), and patterns that can backtrack catastrophically are
+refused when the rule is saved.
 """
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -19,10 +22,14 @@ log = logging.getLogger(__name__)
 
 MAX_TEXT = 100_000  # characters of a body or header a condition looks at
 REGEX_TIMEOUT = 0.05  # seconds per match
+REGEX_BUDGET = 0.5  # seconds for every regex of one message together
 # Nested quantifiers, e.g. (a+)+ or (\w*)*: the classic catastrophic shapes.
 _NESTED_QUANTIFIER = regex.compile(r"\((?:[^()\\]|\\.)*[+*}](?:\?|\+)?\)(?:[+*]|\{\d+,\d*\})")
 # Inputs that make backtracking patterns explode, tried when a rule is saved.
 _PROBES = ["a" * 5000 + "!", " " * 5000 + "!", "x@" + "a." * 2500 + "!", "0" * 5000 + "x", "ab" * 2500 + "!"]
+# A group of plain alternatives under a repetition, e.g. (b|b)* or (a|aa)+.
+_REPEATED_ALTERNATION = regex.compile(r"\(((?:\?:)?(?:[^()\\|]|\\.)*(?:\|(?:[^()\\|]|\\.)*)+)\)(?:[+*]|\{\d+,\d*\})")
+_METACHARACTERS = frozenset("\\^$.|?*+()[]{}")
 
 
 class RegexRefused(ValueError):
@@ -43,7 +50,14 @@ def check_pattern(pattern: str) -> None:
     if _NESTED_QUANTIFIER.search(pattern):
         raise RegexRefused("the regular expression nests repetitions, e.g. (a+)+, which can take for ever "
                            "on some mail; write it without the outer repetition")
-    for probe in _PROBES:
+    for group in _REPEATED_ALTERNATION.finditer(pattern):
+        branches = [b.lower() for b in group.group(1).removeprefix("?:").split("|")]
+        if any(a == b or (a and b.startswith(a) and set(b) == set(a))
+               for i, a in enumerate(branches) for b in branches[i + 1:]):
+            raise RegexRefused("the regular expression repeats alternatives that can match the same text, "
+                               "e.g. (b|b)* or (a|aa)*, which can take for ever on some mail; "
+                               "list each alternative once")
+    for probe in _PROBES + _probes_from(pattern):
         try:
             compiled.search(probe, timeout=REGEX_TIMEOUT * 4)
         except TimeoutError as exc:
@@ -51,12 +65,52 @@ def check_pattern(pattern: str) -> None:
                                "backtracking); simplify it") from exc
 
 
-def regex_matches(pattern: str, text: str) -> bool:
+def _probes_from(pattern: str) -> list[str]:
+    """Texts made of the pattern's own letters: backtracking explodes on what the pattern almost matches."""
+    literals: list[str] = []
+    escaped = False
+    for char in pattern:
+        if escaped:
+            escaped = False
+            if not char.isalnum():
+                literals.append(char)
+        elif char == "\\":
+            escaped = True
+        elif char not in _METACHARACTERS and char.isprintable():
+            literals.append(char)
+    unique = list(dict.fromkeys(c.lower() for c in literals))[:32]
+    probes = [c * 5000 + "\x00" for c in unique]
+    if len(unique) > 1:
+        probes.append("".join(unique) * (5000 // len(unique)) + "\x00")
+    return probes
+
+
+@dataclass
+class RegexBudget:
+    """What is left of one message's time for regexes; once spent, the remaining regexes do not match."""
+
+    seconds: float = REGEX_BUDGET
+    warned: bool = False
+
+    def spend(self, started: float) -> None:
+        self.seconds -= time.monotonic() - started
+
+
+def regex_matches(pattern: str, text: str, budget: RegexBudget | None = None) -> bool:
+    budget = budget if budget is not None else RegexBudget()
+    if budget.seconds <= 0:
+        if not budget.warned:
+            budget.warned = True
+            log.warning("the custom rules' regexes used this message's time budget; the rest are treated as no match")
+        return False
+    started = time.monotonic()
     try:
-        return _compiled(pattern).search(text[:MAX_TEXT], timeout=REGEX_TIMEOUT) is not None
+        return _compiled(pattern).search(text[:MAX_TEXT], timeout=min(REGEX_TIMEOUT, budget.seconds)) is not None
     except TimeoutError:
         log.warning("a custom rule's regex timed out; treated as no match")
         return False
+    finally:
+        budget.spend(started)
 
 
 @dataclass(frozen=True)
@@ -77,6 +131,7 @@ class MessageFacts:
     body: str
     headers: dict[str, str]
     attachments: list[AttachmentFacts] = field(default_factory=list)
+    regex_budget: RegexBudget = field(default_factory=RegexBudget, compare=False, repr=False)
 
     def texts(self, field_name: str, header: str | None) -> list[str]:
         if field_name == "from":
@@ -92,7 +147,7 @@ class MessageFacts:
         raise ValueError(field_name)
 
 
-def _text_test(op: str, value, text: str) -> bool:
+def _text_test(op: str, value, text: str, budget: RegexBudget | None = None) -> bool:
     lowered = text.lower()
     if op == "equals":
         return lowered.strip() == value
@@ -101,16 +156,16 @@ def _text_test(op: str, value, text: str) -> bool:
     if op == "in_list":
         return lowered.strip() in value
     if op == "regex":
-        return regex_matches(value, text)
+        return regex_matches(value, text, budget)
     raise ValueError(op)
 
 
-def _attachment_test(condition: dict, attachment: AttachmentFacts) -> bool:
+def _attachment_test(condition: dict, attachment: AttachmentFacts, budget: RegexBudget) -> bool:
     name, op, value = condition["field"], condition["op"], condition["value"]
     if name == "attachment_size":
         return attachment.size > value if op == "greater_than" else attachment.size == value
     text = attachment.name if name == "attachment_name" else attachment.content_type
-    return _text_test(op, value, text)
+    return _text_test(op, value, text, budget)
 
 
 def holds(condition: dict, message: MessageFacts, attachment: AttachmentFacts | None = None) -> bool:
@@ -121,8 +176,8 @@ def holds(condition: dict, message: MessageFacts, attachment: AttachmentFacts | 
     """
     if condition["field"].startswith("attachment_"):
         candidates = [attachment] if attachment is not None else message.attachments
-        return any(_attachment_test(condition, a) for a in candidates)
-    return any(_text_test(condition["op"], condition["value"], text)
+        return any(_attachment_test(condition, a, message.regex_budget) for a in candidates)
+    return any(_text_test(condition["op"], condition["value"], text, message.regex_budget)
                for text in message.texts(condition["field"], condition.get("header")))
 
 

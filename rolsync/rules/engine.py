@@ -246,7 +246,6 @@ class _Host:
 
 
 _HOST = _Host()
-_NO_MESSAGE = MessageFacts(from_addr="", to=[], cc=[], subject="", body="", headers={})
 
 
 class CompiledRules:
@@ -341,7 +340,9 @@ class CompiledRules:
         for i, custom in enumerate(self.definition["custom_rules"]):
             if custom["enabled"] and custom["action"] == "drop_attachment":
                 for j, condition in enumerate(custom["conditions"]):
-                    event[f"c_{i}_{j}"] = holds(condition, message or _NO_MESSAGE, attachment)
+                    # A message of its own when none is given: each message has its own regex time budget.
+                    message = message or MessageFacts(from_addr="", to=[], cc=[], subject="", body="", headers={})
+                    event[f"c_{i}_{j}"] = holds(condition, message, attachment)
         decision = self._ask(event)
         return AttachmentDecision(keep=decision["keep"], reason=decision["reason"],
                                   rule=decision.get("label") or decision["rule"])

@@ -6,10 +6,11 @@ from flask import Flask
 
 def register_blueprints(app: Flask) -> None:
     """Register every area of the panel on `app` (the factory calls this)."""
-    from rolsync.web import (auth, dashboard, firstrun, history, intake, oauth, preferences, probes, providers, records,
-                             rules, users, warnings)
+    from rolsync.web import (auth, dashboard, firstrun, history, intake, mailboxes, metrics, oauth, preferences,
+                             privacy, probes, providers, records, rules, users, warnings)
     from rolsync.web.setup import init_web
 
     init_web(app)
-    for area in (probes, auth, firstrun, dashboard, preferences, oauth, warnings, intake, records, history, users, rules, providers):
+    for area in (probes, auth, firstrun, dashboard, preferences, oauth, warnings, intake, records, history, users,
+                 mailboxes, rules, providers, privacy, metrics):
         app.register_blueprint(area.bp)

@@ -9,13 +9,16 @@ from flask_login import current_user, logout_user
 from flask_wtf.csrf import CSRFError
 from markupsafe import Markup, escape
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from rolsync import labels
 from rolsync.extensions import db, login_manager
 from rolsync.models import User
 from rolsync.warnings import open_count
+from rolsync.web import sessions
 
-PUBLIC_ENDPOINTS = frozenset({"auth.login", "firstrun.setup", "static", "probes.healthz", "probes.readyz"})
+PUBLIC_ENDPOINTS = frozenset({"auth.login", "firstrun.setup", "static", "probes.healthz", "probes.readyz",
+                              "metrics.scrape"})  # metrics: its own check
 """The only endpoints a signed-out visitor reaches; everything else sends them to sign in."""
 
 CONTENT_SECURITY_POLICY = "; ".join([
@@ -43,6 +46,18 @@ ERROR_TEXTS = {
 }
 
 
+MAX_ID = 2**31 - 1
+"""The largest id a table holds (a 32-bit INTEGER on PostgreSQL): a larger number in a URL is simply not found."""
+
+
+class IdConverter(IntegerConverter):
+    """``<int:...>`` in every route: a number past MAX_ID is a 404, never a database overflow (a 500)."""
+
+    def __init__(self, map, *args, **kwargs) -> None:  # noqa: A002 (werkzeug's name)
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(map, *args, **kwargs)
+
+
 def password_fingerprint(user: User) -> str:
     """Changes whenever the user's password does: a session made before a password change ends."""
     return hashlib.sha256(user.password_hash.encode("utf-8")).hexdigest()[:24]
@@ -60,6 +75,8 @@ def init_web(app: Flask) -> None:
         REMEMBER_COOKIE_SAMESITE="Lax",
     )
     app.config.setdefault("MAX_CONTENT_LENGTH", 2 * 1024 * 1024)  # a CA certificate is a few KB
+    # Before any blueprint adds its rules: they bind their converters when they are added.
+    app.url_map.converters["int"] = IdConverter
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # tokens live as long as the session
 
     login_manager.login_view = "auth.login"
@@ -88,6 +105,12 @@ def init_web(app: Flask) -> None:
             return None
         if not current_user.is_authenticated:
             return login_manager.unauthorized()
+        if not sessions.is_valid(db.session, current_user):
+            # Signed out elsewhere, idle too long, or past its lifetime: the cookie alone is not enough.
+            logout_user()
+            session.clear()
+            flash("Your session has ended. Sign in again.", "info")
+            return redirect(url_for("auth.login"))
         if session.get("password_fp") != password_fingerprint(current_user):
             # The password changed (or an admin reset it) after this session began.
             logout_user()

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import random
-
-import pytest
 from email import policy
 
-from rolsync.mail.parse import _PLAIN_TEXT, _plain_addresses
+import pytest
+
+from rolsync.mail.parse.addresses import plain_addresses as _plain_addresses
+from rolsync.mail.parse.headers import PLAIN_TEXT as _PLAIN_TEXT
 
 REGISTRY = policy.default.header_factory
 

@@ -11,13 +11,14 @@ import os
 
 import pytest
 
-import rolsync.mail.parse as parse
+import rolsync.mail.parse.attachments as attachments
+import rolsync.mail.parse.careful as careful
 from rolsync.mail.parse import parse_message
 from tests.mail.builders import build_message, build_tnef, minimal_docx, minimal_pdf, raw_message, tiny_png
 
 
 def _result(raw: bytes) -> dict:
-    parsed = parse_message(raw)
+    parsed = parse_message(raw, careful=True)  # the folding is the careful path's
     found = dataclasses.asdict(parsed)
     found["attachments"] = [(a.filename, a.content_type, a.sniffed_type, a.size, a.sha256, a.inline, a.data)
                             for a in parsed.attachments]
@@ -26,7 +27,7 @@ def _result(raw: bytes) -> dict:
 
 def _without_folding(raw: bytes, monkeypatch) -> dict:
     with monkeypatch.context() as patch:
-        patch.setattr(parse._Folds, "find", classmethod(lambda cls, data: cls(data)))
+        patch.setattr(careful.Folds, "find", classmethod(lambda cls, data: cls(data)))
         return _result(raw)
 
 
@@ -54,14 +55,14 @@ def _messages() -> list[bytes]:
 
 @pytest.mark.parametrize("chunk", [37, 1024 * 1024])
 def test_folding_changes_nothing(monkeypatch, chunk):
-    monkeypatch.setattr(parse, "FOLD_MIN_BYTES", 1)
-    monkeypatch.setattr(parse, "DECODE_CHUNK_BYTES", chunk)
+    monkeypatch.setattr(careful, "FOLD_MIN_BYTES", 1)
+    monkeypatch.setattr(careful, "DECODE_CHUNK_BYTES", chunk)
     for raw in _messages():
         assert _result(raw) == _without_folding(raw, monkeypatch)
 
 
 def test_a_big_attachment_is_decoded_into_a_spool_file(tmp_path, monkeypatch):
-    monkeypatch.setattr(parse, "SPOOL_MIN_BYTES", 1000)
+    monkeypatch.setattr(attachments, "SPOOL_MIN_BYTES", 1000)
     data = minimal_pdf() + os.urandom(300_000)
     raw = build_message(attachments=[("portfolio.pdf", "application/pdf", data), ("cv.pdf", "application/pdf",
                                                                                   minimal_pdf())])

@@ -99,6 +99,45 @@ def test_a_catastrophic_regex_is_refused(pattern):
     assert "custom_rules[0].conditions[0].value" in str(info.value)
 
 
+@pytest.mark.parametrize("pattern", [r"^(b|b)*$", r"^(a|aa)*$", r"^(?:x|x)+$", r"^(q|q)*!$"])
+def test_a_regex_with_ambiguous_repeated_alternatives_is_refused(pattern):
+    definition = default_rules()
+    definition["custom_rules"] = [rule({"field": "subject", "op": "regex", "value": pattern})]
+    with pytest.raises(RuleSetInvalid) as info:
+        validate(definition)
+    assert "custom_rules[0].conditions[0].value" in str(info.value)
+
+
+@pytest.mark.parametrize("pattern", [r"^(re|fwd?):", r"(cat|dog)s?", r"(b|c)*d", r"^(?:foo|bar)+$", r"\bcv\b"])
+def test_ordinary_alternatives_are_accepted(pattern):
+    definition = default_rules()
+    definition["custom_rules"] = [rule({"field": "subject", "op": "regex", "value": pattern})]
+    validate(definition)
+
+
+def test_the_regex_time_cap_is_per_message_not_per_recipient(monkeypatch):
+    """10,000 recipients cannot buy 10,000 time limits: every regex of a message shares one budget."""
+    import time
+
+    from rolsync.rules import conditions
+
+    calls = []
+
+    class Slow:
+        def search(self, text, timeout):
+            calls.append(timeout)
+            time.sleep(min(timeout, 0.01))
+            raise TimeoutError
+
+    monkeypatch.setattr(conditions, "_compiled", lambda pattern: Slow())
+    message = facts(to=[f"person{i}@example.com" for i in range(10_000)])
+    condition = {"field": "to", "op": "regex", "value": "x"}
+    started = time.monotonic()
+    assert conditions.holds(condition, message) is False
+    assert time.monotonic() - started < conditions.REGEX_BUDGET + 1
+    assert len(calls) < 200
+
+
 def test_an_invalid_regex_is_refused_with_its_field():
     definition = default_rules()
     definition["custom_rules"] = [rule({"field": "body", "op": "regex", "value": "([unclosed"})]

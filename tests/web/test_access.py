@@ -65,6 +65,11 @@ def _routes(world) -> list[tuple[str, str, dict, dict[str, int]]]:
         ("GET", f"/records/contact/{s.carol_id}", {}, page),
         ("GET", f"/documents/{s.document_id}", {}, page),
         ("GET", "/history", {}, page),
+        ("GET", "/privacy", {}, admin_only),
+        ("GET", f"/records/contact/{s.carol_id}/erase", {}, admin_only),
+        ("POST", "/privacy/capture", {}, {OWNER: 403, OTHER: 403, ADMIN: 422}),
+        ("POST", "/privacy/lift", {}, {OWNER: 403, OTHER: 403, ADMIN: 422}),
+        ("POST", f"/users/{u}/preferences/privacy", {}, {OWNER: 302, OTHER: 403, ADMIN: 302}),
         ("GET", "/rules", {}, admin_only),
         ("GET", "/rules/versions", {}, admin_only),
         ("POST", "/rules", {"action": "add_rule"}, {OWNER: 403, OTHER: 403, ADMIN: 200}),
@@ -89,6 +94,8 @@ def _routes(world) -> list[tuple[str, str, dict, dict[str, int]]]:
         ("POST", f"/users/{u}", {"name": "Owner", "role": "user", "active": "y"},
          {OWNER: 403, OTHER: 403, ADMIN: 302}),
         ("POST", "/users/new", {}, {OWNER: 403, OTHER: 403, ADMIN: 422}),
+        # Late: erasing Dan erases Dana (their shared address) and the warning about it.
+        ("POST", f"/records/contact/{s.dan_id}/erase", {}, {OWNER: 403, OTHER: 403, ADMIN: 302}),
         # Last: a reset ends the owner's session.
         ("POST", f"/users/{u}/password", {"password": PASSWORD}, {OWNER: 403, OTHER: 403, ADMIN: 302}),
     ]
@@ -135,7 +142,7 @@ def _post_routes(app, world) -> list[str]:
     """Every POST route of the app, with its ids filled in."""
     values = {"user_id": world["owner"].id, "warning_id": world["warning"], "kind": "contact",
               "record_id": world["seeded"].carol_id, "email_id": 1, "version": 1,
-              "provider": "google"}
+              "provider": "google", "note_id": world["seeded"].note_id}
     paths = []
     for rule in app.url_map.iter_rules():
         if "POST" in rule.methods:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
+from sqlalchemy import select
+
 from rolsync.extensions import db
 from rolsync.models import User
 from tests.web.conftest import PASSWORD, add_user, sign_in
@@ -64,6 +66,88 @@ def test_sign_in_is_rate_limited_after_five_failures(app, client):
     sign_in(client, other.email)
 
 
+def _sign_in_from(app, address: str, email: str, password: str, headers: dict | None = None):
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return client.post("/login", data={"email": email, "password": password}, headers=headers or {})
+
+
+def test_forty_parallel_wrong_passwords_are_all_counted_and_none_slips_past(app):
+    """The limit counts before it checks: a burst cannot try more passwords than the limit allows."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rolsync.web.auth.routes import SignInLimits
+
+    user = add_user(app)
+    attacker = "203.0.113.7"
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        statuses = list(pool.map(lambda i: _sign_in_from(app, attacker, user.email, f"guess-{i}").status_code,
+                                 range(40)))
+    assert statuses.count(200) == 5, statuses  # only five passwords were ever checked
+    assert statuses.count(429) == 35
+    limits = SignInLimits.from_config(app.config)
+    assert limits.pair.count(f"{user.email}|{attacker}") == 40  # every attempt was recorded
+    assert limits.account_failures.count(user.email) == 5
+    # The right password from the attacker's address does not slip through either.
+    assert _sign_in_from(app, attacker, user.email, PASSWORD).status_code == 429
+    # The attacker stops; the real user, from their own address, signs in at once.
+    assert _sign_in_from(app, "198.51.100.20", user.email, PASSWORD).status_code == 302
+
+
+def test_guessing_from_many_addresses_slows_the_account_but_never_locks_it(app):
+    app.config.update(LOGIN_ACCOUNT_FAILURES_BEFORE_DELAY=3, LOGIN_MAX_DELAY_SECONDS=1)
+    user = add_user(app)
+    for i in range(12):
+        _sign_in_from(app, f"203.0.113.{i + 1}", user.email, "guess-guess-guess")
+    slowed = _sign_in_from(app, "203.0.113.200", user.email, "guess-guess-guess")
+    assert slowed.status_code == 429
+    assert "Try again in 1 second." in slowed.get_data(as_text=True)
+    # However long the guessing went on, the real user waits at most the delay's cap.
+    import time
+
+    time.sleep(1.1)
+    assert _sign_in_from(app, "198.51.100.20", user.email, PASSWORD).status_code == 302
+
+
+def test_x_forwarded_for_is_ignored_unless_a_proxy_is_configured(app):
+    user = add_user(app)
+    for i in range(5):
+        _sign_in_from(app, "10.0.0.1", user.email, "guess-guess", {"X-Forwarded-For": f"192.0.2.{i}"})
+    # A made-up header per request does not give the guesser a fresh address.
+    assert _sign_in_from(app, "10.0.0.1", user.email, PASSWORD,
+                         {"X-Forwarded-For": "192.0.2.99"}).status_code == 429
+
+
+def test_behind_a_configured_proxy_each_client_is_limited_on_its_own(monkeypatch, app):
+    from rolsync import create_app
+
+    user = add_user(app)
+    monkeypatch.setenv("ROLSYNC_TRUSTED_PROXIES", "1")
+    proxied = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False})
+    for _ in range(5):
+        _sign_in_from(proxied, "10.0.0.1", user.email, "guess-guess", {"X-Forwarded-For": "192.0.2.1"})
+    assert _sign_in_from(proxied, "10.0.0.1", user.email, PASSWORD,
+                         {"X-Forwarded-For": "192.0.2.1"}).status_code == 429
+    # Another client behind the same proxy is not locked out by the first one's guesses.
+    assert _sign_in_from(proxied, "10.0.0.1", user.email, PASSWORD,
+                         {"X-Forwarded-For": "192.0.2.2"}).status_code == 302
+    with proxied.app_context():
+        db.engine.dispose()
+
+
+def test_the_current_password_check_is_limited_too(app, user):
+    for _ in range(5):
+        response = user.client.post("/preferences/password", data={
+            "current_password": "guess-guess", "new_password": "new-password-12345", "confirm": "new-password-12345"})
+        assert response.status_code == 422
+    blocked = user.client.post("/preferences/password", data={
+        "current_password": PASSWORD, "new_password": "new-password-12345", "confirm": "new-password-12345"})
+    assert blocked.status_code == 429
+    assert "Too many sign-in attempts" in blocked.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(User, user.id).check_password(PASSWORD)
+
+
 def test_the_rate_limit_is_shared_by_every_web_process(app):
     """Two apps (two processes) on one Redis see the same counter."""
     from rolsync import create_app
@@ -108,6 +192,60 @@ def test_sign_out_is_a_post_and_ends_the_session(app, client):
     response = client.post("/logout", follow_redirects=True)
     assert "You are signed out." in response.get_data(as_text=True)
     assert client.get("/").status_code == 302
+
+
+def _copy_of(app, client):
+    """Another browser holding a copy of `client`'s session cookie (as a thief would)."""
+    thief = app.test_client()
+    cookie = client.get_cookie("rolsync_session")
+    thief.set_cookie("rolsync_session", cookie.value)
+    return thief
+
+
+def test_a_copied_cookie_is_refused_after_sign_out(app, client):
+    user = add_user(app)
+    sign_in(client, user.email)
+    thief = _copy_of(app, client)
+    assert thief.get("/preferences").status_code == 200  # the copy works while the session is open
+    client.post("/logout")
+    refused = thief.get("/preferences")
+    assert refused.status_code == 302 and urlsplit(refused.location).path == "/login"
+    assert thief.get("/preferences").status_code == 302
+
+
+def test_a_session_ends_after_the_idle_timeout_and_the_lifetime(app, client):
+    from datetime import timedelta
+
+    from rolsync.models import UserSession
+
+    user = add_user(app)
+    sign_in(client, user.email)
+    row = db.session.scalar(select(UserSession).where(UserSession.user_id == user.id))
+    row.last_seen_at -= timedelta(minutes=app.config["SESSION_IDLE_MINUTES"] + 1)
+    db.session.commit()
+    ended = client.get("/preferences", follow_redirects=True)
+    assert "Your session has ended. Sign in again." in ended.get_data(as_text=True)
+
+    sign_in(client, user.email)
+    assert client.get("/preferences").status_code == 200
+    row = db.session.scalar(select(UserSession).where(UserSession.user_id == user.id))
+    row.created_at -= timedelta(hours=app.config["SESSION_MAX_HOURS"], minutes=1)
+    db.session.commit()
+    assert client.get("/preferences").status_code == 302  # busy all along, but past its lifetime
+
+
+def test_changing_ones_password_ends_the_other_sessions_on_the_server(app, user):
+    other_browser = app.test_client()
+    sign_in(other_browser, user.email)
+    response = user.client.post("/preferences/password", data={
+        "current_password": PASSWORD, "new_password": "new-password-12345", "confirm": "new-password-12345"})
+    assert response.status_code == 302
+    assert user.client.get("/preferences").status_code == 200  # this one stays signed in
+    assert other_browser.get("/preferences").status_code == 302
+    from rolsync.models import UserSession
+
+    db.session.expire_all()
+    assert len(db.session.scalars(select(UserSession).where(UserSession.user_id == user.id)).all()) == 1
 
 
 def test_a_password_reset_ends_the_other_sessions(app, admin):

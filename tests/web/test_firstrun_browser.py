@@ -72,7 +72,7 @@ def test_setup_creates_the_first_admin_with_the_printed_token_once(page, live_se
     page.get_by_label("Repeat the password").fill("shorter")
     page.get_by_role("button", name="Create the admin account").click()
     expect(page.get_by_text("is not an e-mail address")).to_be_visible()
-    expect(page.get_by_text("The password must have at least 8 characters")).to_be_visible()
+    expect(page.get_by_text("The password must have at least 12 characters")).to_be_visible()
     expect(page.get_by_text("The two passwords differ.")).to_be_visible()
 
     page.get_by_label("Your name").fill("Agnes Owner")
@@ -269,7 +269,7 @@ def test_flash_messages_after_posts_are_in_view(page, live_server):
     page.get_by_label("Password").fill("short")
     page.get_by_role("button", name="Add user").click()
     expect(page.get_by_text(f"A user with the e-mail {admin.email} already exists")).to_be_visible()
-    expect(page.get_by_text("The password must have at least 8 characters")).to_be_visible()
+    expect(page.get_by_text("The password must have at least 12 characters")).to_be_visible()
 
 
 def test_long_values_stay_inside_their_boxes_and_the_phone_navigation_shows_every_link(page, live_server):

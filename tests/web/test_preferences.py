@@ -94,6 +94,79 @@ def test_a_blank_password_keeps_the_stored_one(app, user, mailbox):
     assert _account(user.id).password_encrypted == stored
 
 
+@pytest.mark.parametrize("changes", [
+    {"host": "localhost"}, {"port": "1993"}, {"security": "starttls"}, {"username": "someone-else@acme-recruit.com"},
+    {"ca_pem": ""},
+])
+def test_re_pointing_a_saved_mailbox_needs_the_password_again(app, user, admin, mailbox, changes, caplog):
+    """The saved password goes only to the server it was typed for, whoever edits the mailbox."""
+    user.client.post("/preferences/mailbox", data=_form(mailbox))
+    stored = _account(user.id)
+    before = (stored.host, stored.port, stored.security, stored.username, stored.ca_pem, stored.password_encrypted)
+    for client, url in ((user.client, "/preferences/mailbox"), (admin.client, f"/users/{user.id}/preferences/mailbox")):
+        response = client.post(url, data=_form(mailbox, password="", **changes))
+        assert response.status_code == 422
+        assert "Enter the mailbox password again to change the server" in response.get_data(as_text=True)
+        account = _account(user.id)
+        assert (account.host, account.port, account.security, account.username, account.ca_pem,
+                account.password_encrypted) == before
+    # With the password, the change is saved, and the audit log names who made it (never the password).
+    caplog.set_level("INFO", logger="rolsync.audit")
+    response = admin.client.post(f"/users/{user.id}/preferences/mailbox", data=_form(mailbox, **changes))
+    assert response.status_code == 302
+    audit = [r.getMessage() for r in caplog.records if r.name == "rolsync.audit"]
+    assert any(admin.email in line and user.email in line for line in audit), audit
+    assert not any(mailbox["password"] in line for line in audit)
+
+
+def test_test_connection_to_loopback_is_refused_under_the_production_policy(app, user, mailbox):
+    """127.0.0.1 is the suite's Dovecot: fine by the development default, refused by production's."""
+    response = user.client.post("/preferences/mailbox", data=_form(mailbox), follow_redirects=True)
+    assert "Mailbox connection successful" in response.get_data(as_text=True)
+
+    from rolsync.mail.hosts import HostPolicy
+
+    services.get().__dict__["host_policy"] = HostPolicy.from_settings(False, "")  # ROLSYNC_ENV=production
+    html = user.client.post("/preferences/test", follow_redirects=True).get_data(as_text=True)
+    assert "not allowed to connect to this mail server" in html
+    assert "Mailbox connection successful" not in html
+    # An admin's allowlist lets the on-premises server through again.
+    services.get().__dict__["host_policy"] = HostPolicy.from_settings(False, f"{mailbox['host']}/32")
+    html = user.client.post("/preferences/test", follow_redirects=True).get_data(as_text=True)
+    assert "Mailbox connection successful" in html
+
+
+def test_test_connection_is_rate_limited_per_user(app, user, other_user, mailbox):
+    app.config["TEST_CONNECTION_MAX_PER_WINDOW"] = 2
+    from rolsync.mail.hosts import HostPolicy
+
+    # Refused before any network traffic: the limit is what is under test, not Dovecot.
+    services.get().__dict__["host_policy"] = HostPolicy.from_settings(False, "")
+    user.client.post("/preferences/mailbox", data=_form(mailbox))
+    user.client.post("/preferences/test")
+    html = user.client.post("/preferences/test", follow_redirects=True).get_data(as_text=True)
+    assert "Too many connection tests. Try again in 10 minutes." in html
+    other = other_user.client.post("/preferences/mailbox", data=_form(mailbox), follow_redirects=True)
+    assert "not allowed to connect" in other.get_data(as_text=True)  # another user has a limit of their own
+
+
+def test_test_connection_gives_up_at_its_overall_deadline(app, user, mailbox):
+    """A port that accepts and stays silent: the request ends at the deadline, not at every step's timeout."""
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # the kernel completes the handshake; nothing ever answers
+    app.config["TEST_CONNECTION_DEADLINE"] = 1
+    try:
+        response = user.client.post("/preferences/mailbox", data=_form(mailbox, port=str(silent.getsockname()[1])),
+                                    follow_redirects=True)
+    finally:
+        silent.close()
+    html = response.get_data(as_text=True)
+    assert "The mail server did not finish answering in time." in html
+
+
 def test_a_new_mailbox_needs_a_password(app, user, mailbox):
     response = user.client.post("/preferences/mailbox", data=_form(mailbox, password=""))
     assert response.status_code == 422
@@ -268,7 +341,7 @@ def test_changing_ones_password(app, user):
         as_text=True)
     short = user.client.post("/preferences/password", data={
         "current_password": PASSWORD, "new_password": "short", "confirm": "short"})
-    assert short.status_code == 422 and "at least 8 characters" in short.get_data(as_text=True)
+    assert short.status_code == 422 and "at least 12 characters" in short.get_data(as_text=True)
 
     done = user.client.post("/preferences/password", data={
         "current_password": PASSWORD, "new_password": "new-password-123", "confirm": "new-password-123"})

@@ -32,7 +32,9 @@ def test_bad_new_users_are_refused_with_a_message(app, admin):
         ({"email": "", "password": "long-enough-1"}, "Enter the user&#39;s e-mail address."),
         ({"email": "not-an-address", "password": "long-enough-1"}, "is not an e-mail address"),
         ({"email": admin.email, "password": "long-enough-1"}, "already exists"),
-        ({"email": "short@agency.example", "password": "short"}, "at least 8 characters"),
+        ({"email": "short@agency.example", "password": "short"}, "at least 12 characters"),
+        ({"email": "weak@agency.example", "password": "Password-2024!"}, "among the first ones guessers try"),
+        ({"email": "same@agency.example", "password": "same@agency.example"}, "among the first ones guessers try"),
     ):
         response = admin.client.post("/users/new", data={"role": "user", **data})
         assert response.status_code == 422, data
@@ -63,7 +65,7 @@ def test_the_last_admin_cannot_lose_the_role_or_be_switched_off(app, admin):
 
 def test_a_reset_password_works_and_is_never_shown(app, admin, user):
     short = admin.client.post(f"/users/{user.id}/password", data={"password": "short"})
-    assert short.status_code == 422 and "at least 8 characters" in short.get_data(as_text=True)
+    assert short.status_code == 422 and "at least 12 characters" in short.get_data(as_text=True)
     response = admin.client.post(f"/users/{user.id}/password", data={"password": "reset-password-99"},
                                  follow_redirects=True)
     html = response.get_data(as_text=True)

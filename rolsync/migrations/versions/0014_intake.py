@@ -1,13 +1,13 @@
 """New people: what an intake item shows (the applicant's name, the attachments) kept with its warning row
 
 Revision ID: 0014
-Revises: 0008
+Revises: 0011
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0008"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 

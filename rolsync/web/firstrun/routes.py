@@ -1,17 +1,17 @@
 """/setup while no admin exists (guarded by the token printed on the console), and /welcome's first steps."""
 from __future__ import annotations
 
-from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_user
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 from sqlalchemy import func, select
 
 from rolsync import accounts, firstrun
 from rolsync.extensions import db
-from rolsync.models import Candidate, Contact, User, utcnow
+from rolsync.models import Candidate, Contact, User
+from rolsync.web import sessions
 from rolsync.web.firstrun import bp
 from rolsync.web.firstrun.forms import CrmUploadForm, SetupForm
 from rolsync.web.preferences.forms import sentence
-from rolsync.web.setup import password_fingerprint
 
 
 @bp.route("/setup", methods=["GET", "POST"])
@@ -48,12 +48,9 @@ def setup():
                 db.session.rollback()
                 form.form_errors.append(sentence(str(exc)))
             else:
-                user.last_login_at = utcnow()
                 db.session.commit()
                 firstrun.setup_done(current_app.instance_path)
-                session.clear()
-                login_user(user)
-                session["password_fp"] = password_fingerprint(user)
+                sessions.sign_in(db.session, user)
                 flash("Your admin account is ready, and you are signed in.", "success")
                 return redirect(url_for("firstrun.welcome"))
     return render_template("firstrun/setup.html", form=form, refused=None), status

@@ -1,7 +1,7 @@
-"""The history's search form (a GET form: it changes nothing)."""
+"""The history's forms: the search (a GET form: it changes nothing) and importing one message by hand."""
 from flask_wtf import FlaskForm
-from wtforms import SearchField, SelectField
-from wtforms.validators import Optional
+from wtforms import HiddenField, IntegerField, SearchField, SelectField
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from rolsync.history import OUTCOME_LABELS
 
@@ -14,3 +14,11 @@ class HistorySearchForm(FlaskForm):
     outcome = SelectField("Outcome", choices={"": "Any outcome", **OUTCOME_LABELS},
                           validate_choice=False)
     user = SelectField("User", choices={"": "Everyone"}, validate_choice=False)
+
+
+class ImportOneForm(FlaskForm):
+    """"Import this message": which copy on the server (a POST with CSRF)."""
+
+    folder = HiddenField(validators=[DataRequired(), Length(max=512)])
+    uidvalidity = IntegerField(validators=[DataRequired(), NumberRange(min=1, max=2**32 - 1)])
+    uid = IntegerField(validators=[DataRequired(), NumberRange(min=1, max=2**32 - 1)])

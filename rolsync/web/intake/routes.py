@@ -104,7 +104,8 @@ def create(item_id: int):
     try:
         outcome = intake.create_candidate(db.session, services.get().documents, item,
                                           name=request.form.get("name", "")[:400],
-                                          email=request.form.get("email", "")[:400], actor=actor())
+                                          email=request.form.get("email", "")[:400], actor=actor(),
+                                          viewer=current_user)
     except intake.IntakeError as exc:
         db.session.rollback()
         flash(str(exc), "error")
@@ -127,7 +128,7 @@ def attach(item_id: int):
     kind, record_id = form.record.data.split(":")
     try:
         outcome = intake.attach_to_record(db.session, services.get().documents, item, kind=kind,
-                                          record_id=int(record_id), actor=actor())
+                                          record_id=int(record_id), actor=actor(), viewer=current_user)
     except intake.IntakeError as exc:
         db.session.rollback()
         flash(str(exc), "error")

@@ -5,6 +5,8 @@ Every view takes an optional user id: admins reach another user's page at
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime, timedelta, timezone
 
 from flask import current_app, flash, redirect, render_template, request, session, url_for
@@ -12,19 +14,24 @@ from flask_login import current_user
 from redis.exceptions import RedisError
 from werkzeug.datastructures import CombinedMultiDict
 
-from rolsync import jobs, push, services
+from rolsync import jobs, push, reconcile, services
 from rolsync.accounts import AccountError, change_own_password, configure_mailbox
 from rolsync.crypto import SecretUnreadable
 from rolsync.extensions import db
-from rolsync.history import last_finished_run, recent_runs
+from rolsync.history import REASON_LABELS, last_finished_run, recent_runs
 from rolsync.importer import settings_for
-from rolsync.mail.imap import test_connection
+from rolsync.mail.errors import Timeout
+from rolsync.mail.imap import ConnectionReport, ImapSettings, test_connection
 from rolsync.models import ImportRun, MailAccount, User
+from rolsync.ratelimit import Limit, RateLimiter
 from rolsync.status import JobState, describe_interval, job_state, next_scheduled_run, schedule_interval
-from rolsync.web.access import subject_user
+from rolsync.web import sessions
+from rolsync.web.access import actor, subject_user
+from rolsync.web.auth.routes import too_many_attempts
 from rolsync.web.preferences import bp
 from rolsync.web.preferences.forms import ChangePasswordForm, ImportNowForm, MailboxSettingsForm, sentence
 from rolsync.web.preferences.presets import PRESETS, provider_for, with_preset
+from rolsync.web.privacy.routes import mailbox_privacy_form
 from rolsync.web.setup import password_fingerprint
 
 REPORT_KEY = "connection_report"
@@ -72,6 +79,8 @@ def _render(user: User, form: MailboxSettingsForm, status: int = 200):
         push_on=push.push_on(db.session), last_mail=push.last_mail_at(db.session, account) if account else None,
         next_run=next_scheduled_run(account, current_app.config, now) if account else None,
         own=user.id == current_user.id, test_timeout=_test_timeout(),
+        reconciliation=reconcile.report(db.session, account) if account else None, reason_labels=REASON_LABELS,
+        privacy_form=mailbox_privacy_form(account) if account else None,
     ), status
 
 
@@ -100,7 +109,7 @@ def save_mailbox(user_id: int | None = None):
         return _render(user, form, 422)
     svc = services.get()
     try:
-        account = configure_mailbox(db.session, svc.secrets, user, form.to_input())
+        account = configure_mailbox(db.session, svc.secrets, user, form.to_input(), actor=actor())
     except AccountError as exc:
         db.session.rollback()
         field = getattr(form, exc.field, None) if exc.field else None
@@ -116,10 +125,25 @@ def save_mailbox(user_id: int | None = None):
 
 
 def run_connection_test(user: User, account: MailAccount) -> None:
-    """Test the saved settings (password or OAuth alike) and keep the report for the next page view."""
+    """Test the saved settings (password or OAuth alike) and keep the report for the next page view.
+
+    Limited per user (it connects to a server the user typed) and bounded in
+    time as a whole, not only per network step: a request never waits longer
+    than TEST_CONNECTION_DEADLINE seconds.
+    """
+    config = current_app.config
+    wait = test_connection_limiter().attempt(str(user.id))
+    if wait:
+        minutes = max(1, -(-int(wait) // 60))
+        session[REPORT_KEY] = {"ok": False, "code": "rate_limited", "user_id": user.id, "warnings": [],
+                               "folders": {},
+                               "message": f"Too many connection tests. Try again in {minutes} minute"
+                                          f"{'s' if minutes != 1 else ''}.", "hint": None}
+        return
     timeout = _test_timeout()
     try:
-        report = test_connection(settings_for(account, services.get().secrets, timeout=timeout))
+        settings = settings_for(account, services.get().secrets, timeout=timeout)
+        report = _within_deadline(settings, config.get("TEST_CONNECTION_DEADLINE", 25))
         result = {"ok": report.ok, "code": report.code, "message": report.message, "hint": report.hint,
                   "warnings": [{"code": w.code, "message": w.message, "hint": w.hint} for w in report.warnings],
                   "folders": report.folders}
@@ -127,6 +151,34 @@ def run_connection_test(user: User, account: MailAccount) -> None:
         result = {"ok": False, "code": "secret_unreadable", "message": SecretUnreadable.message + ".",
                   "hint": None, "warnings": [], "folders": {}}
     session[REPORT_KEY] = {**result, "user_id": user.id}
+
+
+def _within_deadline(settings: ImapSettings, deadline: float) -> ConnectionReport:
+    """test_connection, given up after `deadline` seconds in all (the thread ends at its own socket timeouts).
+
+    An OAuth mailbox is tested inline: its token is renewed through the
+    database session of this request, and its server is the provider's, never
+    one a user typed.
+    """
+    if settings.oauth2_token is not None:
+        return test_connection(settings)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="test-connection")
+    try:
+        return pool.submit(test_connection, settings).result(timeout=deadline)
+    except FutureTimeout:
+        error = Timeout(message="The mail server did not finish answering in time.")
+        return ConnectionReport(ok=False, code=error.code, message=error.message, hint=error.hint)
+    finally:
+        pool.shutdown(wait=False)
+
+
+def test_connection_limiter() -> RateLimiter:
+    """Test Connection per user, shared through Redis: it must not become a port scanner."""
+    config = current_app.config
+    namespace = config.get("RATELIMIT_NAMESPACE") or config["RQ_QUEUE"]
+    return RateLimiter(services.get().redis, f"{namespace}:test-connection",
+                       Limit(config.get("TEST_CONNECTION_MAX_PER_WINDOW", 10),
+                             config.get("TEST_CONNECTION_WINDOW_SECONDS", 600)))
 
 
 @bp.route("/preferences/test", methods=["POST"])
@@ -171,6 +223,14 @@ def import_now(user_id: int | None = None):
     return redirect(page_url(user))
 
 
+def current_password_limiter() -> RateLimiter:
+    """Tries of the current password on the password page, per user, shared through Redis."""
+    config = current_app.config
+    namespace = config.get("RATELIMIT_NAMESPACE") or config["RQ_QUEUE"]
+    return RateLimiter(services.get().redis, f"{namespace}:current-password",
+                       Limit(config.get("LOGIN_MAX_FAILURES", 5), config.get("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60)))
+
+
 def _run_json(run: ImportRun | None) -> dict | None:
     """An ImportRun for the status endpoint."""
     if run is None:
@@ -199,6 +259,12 @@ def password():
     """Change one's own password; other sessions of this user end."""
     form = ChangePasswordForm()
     if form.validate_on_submit():
+        # The current-password check is a password oracle for whoever holds the session: limited like sign-in.
+        limiter = current_password_limiter()
+        wait = limiter.attempt(str(current_user.id))
+        if wait:
+            form.form_errors.append(too_many_attempts(wait))
+            return render_template("preferences/password.html", form=form), 429
         try:
             change_own_password(db.session, current_user, form.current_password.data, form.new_password.data)
         except AccountError as exc:
@@ -209,7 +275,9 @@ def password():
             else:
                 form.form_errors.append(sentence(str(exc)))
             return render_template("preferences/password.html", form=form), 422
+        sessions.end_others(db.session, current_user)
         db.session.commit()
+        limiter.reset(str(current_user.id))
         session["password_fp"] = password_fingerprint(current_user)  # this session stays signed in
         flash("Your password was changed.", "success")
         return redirect(url_for("preferences.index"))

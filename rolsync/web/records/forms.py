@@ -24,3 +24,13 @@ class AddEmailForm(FlaskForm):
 
 class RemoveEmailForm(FlaskForm):
     """Only the CSRF token: the address is in the URL."""
+
+
+class EraseForm(FlaskForm):
+    """Only the CSRF token: the record is in the URL."""
+
+    submit = SubmitField("Erase this person for good")
+
+
+class RemoveNoteForm(FlaskForm):
+    """Only the CSRF token: the note is in the URL."""

@@ -7,7 +7,7 @@ import io
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from rolsync import crm, services
+from rolsync import crm, erasure, privacy, services
 from rolsync.extensions import db
 from rolsync.records import (
     RecordError,
@@ -23,12 +23,19 @@ from rolsync.records import (
     shared_with,
 )
 from rolsync.warnings import open_warnings_for_address
-from rolsync.web.access import admin_required
+from rolsync.web.access import actor, admin_required
 from rolsync.web.downloads import send_stored
 from rolsync.web.firstrun.forms import CrmUploadForm
 from rolsync.web.preferences.forms import sentence
+from rolsync.web.privacy.routes import ERASE_LABELS
 from rolsync.web.records import bp
-from rolsync.web.records.forms import AddEmailForm, RecordSearchForm, RemoveEmailForm
+from rolsync.web.records.forms import (
+    AddEmailForm,
+    EraseForm,
+    RecordSearchForm,
+    RemoveEmailForm,
+    RemoveNoteForm,
+)
 
 KINDS = ("contact", "candidate")
 
@@ -46,7 +53,7 @@ def index():
     form = RecordSearchForm(formdata=request.args)
     kind = form.kind.data if form.kind.data in KINDS else None
     page = request.args.get("page", 1, type=int) or 1
-    found = search_records(db.session, RecordFilter(text=form.q.data or "", kind=kind), page)
+    found = search_records(db.session, RecordFilter(text=form.q.data or "", kind=kind), page, viewer=current_user)
     return render_template("records/index.html", form=form, page=found, upload_form=CrmUploadForm(),
                            args={k: v for k, v in request.args.items() if k != "page"})
 
@@ -63,8 +70,9 @@ def _record(kind: str, record_id: int):
 
 def _render_record(record, add_form: AddEmailForm, status: int = 200):
     """The record page, with the address form as submitted (errors included)."""
-    return render_template("records/show.html", record=record, notes=record_notes(db.session, record),
-                           add_form=add_form, remove_form=RemoveEmailForm(),
+    return render_template("records/show.html", record=record, notes=record_notes(db.session, record, current_user),
+                           add_form=add_form, remove_form=RemoveEmailForm(), remove_note_form=RemoveNoteForm(),
+                           level_labels=privacy.NOTE_LEVEL_LABELS,
                            shared=shared_with(db.session, record)), status
 
 
@@ -82,12 +90,13 @@ def add_address(kind: str, record_id: int):
     if not form.validate_on_submit():
         return _render_record(record, form, 422)
     try:
-        email = add_email(db.session, record, form.address.data)
+        email = add_email(db.session, record, form.address.data, services.get().suppression_key)
     except RecordError as exc:
         db.session.rollback()
         form.address.errors = [*form.address.errors, sentence(str(exc))]
         return _render_record(record, form, 422)
-    linked = link_held_mail(db.session, services.get().documents, email.address, queue=services.get().queue)
+    linked = link_held_mail(db.session, services.get().documents, email.address, current_user,
+                            queue=services.get().queue)
     db.session.commit()
     flash(f"{email.address} was added.", "success")
     if linked:
@@ -124,11 +133,47 @@ def remove_address(kind: str, record_id: int, email_id: int):
     return redirect(url_for("records.show", kind=kind, record_id=record_id))
 
 
+@bp.route("/records/<kind>/<int:record_id>/notes/<int:note_id>/remove", methods=["POST"])
+def remove_note(kind: str, record_id: int, note_id: int):
+    """Remove a note that came from one's own mailbox; the import will not bring it back."""
+    _record(kind, record_id)
+    if not RemoveNoteForm().validate_on_submit():
+        abort(400)
+    try:
+        privacy.remove_note(db.session, services.get().documents, current_user, note_id)
+    except privacy.PrivacyError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    else:
+        flash("The note was removed; rolsync will not import that message again.", "success")
+    return redirect(url_for("records.show", kind=kind, record_id=record_id))
+
+
+@bp.route("/records/<kind>/<int:record_id>/erase", methods=["GET", "POST"])
+@admin_required
+def erase(kind: str, record_id: int):
+    """Erase a person: first the counts of what goes, then (on confirming) everything, and the address is blocked."""
+    record = _record(kind, record_id)
+    plan = erasure.plan_record_erasure(db.session, record)
+    form = EraseForm()
+    if form.validate_on_submit():
+        svc = services.get()
+        audit = erasure.erase_person(db.session, svc.documents, svc.suppression_key, plan, erased_by=actor())
+        counts = audit.counts
+        flash(f"The person was erased: {counts['notes']} notes, {counts['documents']} documents and "
+              f"{counts['warnings']} warnings are gone, and their address{'es are' if len(plan.addresses) != 1 else ' is'}"
+              " blocked from imports and loads.", "success")
+        return redirect(url_for("privacy.index"))
+    counts = plan.counts.as_json()
+    return render_template("records/erase.html", record=record, form=form, plan=plan,
+                           counts=[(label, counts[key]) for key, label in ERASE_LABELS])
+
+
 @bp.route("/documents/<int:document_id>")
 def download(document_id: int):
     """A document, always as a download (Content-Disposition: attachment) and never sniffed."""
     try:
-        document = get_document(db.session, document_id)
+        document = get_document(db.session, document_id, current_user)
     except RecordNotFound:
         abort(404)
     store = services.get().documents
@@ -139,6 +184,8 @@ def download(document_id: int):
     response = send_stored(store, document.sha256, mimetype=mimetype,
                            download_name=document.filename or f"document-{document.id}", etag=document.sha256)
     response.headers["X-Content-Type-Options"] = "nosniff"
+    # Mail content: never kept by a browser's or a proxy's cache.
+    response.headers["Cache-Control"] = "no-store, private"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
 

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from rolsync import accounts
 from rolsync.extensions import db
 from rolsync.models import ImportWarning, Role, User, WarningStatus
+from rolsync.web import sessions
 from rolsync.web.access import admin_required
 from rolsync.web.preferences.forms import sentence
 from rolsync.web.setup import password_fingerprint
@@ -115,6 +116,7 @@ def reset_password(user_id: int):
             db.session.rollback()
             _field_error(form, exc, {"password": form.password})
             return _render_edit(user, reset=form, status=422)
+        sessions.end_others(db.session, user)
         db.session.commit()
         if user.id == current_user.id:
             session["password_fp"] = password_fingerprint(user)
