@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import rolsync.mail.parse as parse
+from rolsync.mail.parse import attachments
 from rolsync import services
 from rolsync.documents import DocumentStore, DocumentStoreUnavailable, FileDocumentStore, S3DocumentStore
 from rolsync.extensions import db
@@ -148,7 +148,7 @@ def test_an_import_on_s3_stores_attachments_in_the_bucket_and_serves_them(s3_buc
                                                                          monkeypatch, crm):
     from tests.web.conftest import add_user, sign_in
 
-    monkeypatch.setattr(parse, "SPOOL_MIN_BYTES", 64 * 1024)  # the big CV goes through the spool folder
+    monkeypatch.setattr(attachments, "SPOOL_MIN_BYTES", 64 * 1024)  # the big CV goes through the spool folder
     consultant = make_consultant(app, dovecot, tmp_path)
     small, big = minimal_pdf("Small CV"), minimal_pdf("Big CV") + os.urandom(3 * 1024 * 1024)
     consultant.deliver("INBOX", build_message(from_=CAROL, to=consultant.email, subject="Two CVs", text="x",

@@ -45,7 +45,7 @@ def save_mailbox_privacy(user_id: int | None = None):
     if not form.validate_on_submit():
         flash("The privacy settings were not saved: " + "; ".join(
             e for errors in form.errors.values() for e in errors), "error")
-        return redirect(page_url(user, "privacy"))
+        return redirect(page_url(user))
     try:
         privacy.save_mailbox_privacy(db.session, account, privacy.MailboxPrivacy(
             visibility=form.visibility.data or "", capture_level=form.capture_level.data or "",
@@ -53,10 +53,10 @@ def save_mailbox_privacy(user_id: int | None = None):
     except privacy.PrivacyError as exc:
         db.session.rollback()
         flash(f"The privacy settings were not saved: {exc.message}", "error")
-        return redirect(page_url(user, "privacy"))
+        return redirect(page_url(user))
     db.session.commit()
     flash("The privacy settings were saved; they apply from the next import.", "success")
-    return redirect(page_url(user, "privacy"))
+    return redirect(page_url(user))
 
 
 def _render_admin_page(*, policy_form: CapturePolicyForm | None = None, lift_form: LiftForm | None = None,
