@@ -28,7 +28,7 @@ rules_cli = AppGroup("rules", help="The import rules as JSON.")
 notes_cli = AppGroup("notes", help="The notes the import made.")
 warnings_cli = AppGroup("warnings", help="The warning queue.")
 secrets_cli = AppGroup("secrets", help="The encrypted mailbox passwords and tokens.")
-records_cli = AppGroup("records", help="Contacts and candidates: erasing a person.")
+records_cli = AppGroup("records", help="Contacts and candidates: their past mail, erasing a person.")
 
 
 def _read_secret_from_stdin(what: str) -> str:
@@ -375,6 +375,45 @@ def erase_record(email: str, yes: bool) -> None:
     svc = resources.get()
     audit = erasure.erase_person(db.session, svc.documents, svc.suppression_key, plan, erased_by="flask records erase")
     click.echo(f"Erased; the address is now suppressed (erasure {audit.id})")
+
+
+@records_cli.command("backfill")
+@click.argument("email")
+@click.option("--user", "user_email", required=True, help="Whose mailbox to search.")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="Only mail from this day on (YYYY-MM-DD).")
+def backfill_record_cli(email: str, user_email: str, since) -> None:
+    """Import the past mail of the record with address EMAIL from USER's mailbox, in this process."""
+    from rolsync.backfill import BackfillError, backfill_record
+    from rolsync.mail.parse import normalise_address
+    from rolsync.matching import find_records
+    from rolsync.models import RecordKind
+
+    address = normalise_address(email)
+    matches = find_records(db.session, [address or ""]).get(address or "")
+    records = (matches.contacts or matches.candidates) if matches else []
+    if not records:
+        raise click.ClickException(f"no contact or candidate has the address {email}")
+    if len(records) > 1:
+        raise click.ClickException(f"{email} belongs to {len(records)} records; remove the duplicate first")
+    ref = records[0]
+    record = db.session.get(Contact, ref.id) if ref.kind is RecordKind.CONTACT else db.session.get(Candidate, ref.id)
+    if record is None:
+        raise click.ClickException(f"no contact or candidate has the address {email}")
+    account = _account(user_email)
+    svc = resources.get()
+    config = svc.config
+    try:
+        result = backfill_record(db.session, account, record, since=since.date() if since else None,
+                                 secrets=svc.secrets, store=svc.documents, redis=svc.redis,
+                                 queue_name=svc.queue.name, lock_seconds=config["IMPORT_LOCK_SECONDS"],
+                                 fetch_batch=config["IMPORT_FETCH_BATCH"], timeout=config["IMAP_TIMEOUT"],
+                                 providers=svc.oauth_providers, host_policy=svc.host_policy)
+    except BackfillError as exc:
+        raise click.ClickException(f"{exc} {exc.hint}".strip()) from exc
+    except MailError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(result.as_json()))
 
 
 def register_commands(app: Flask) -> None:

@@ -36,6 +36,8 @@ REASON_LABELS = {
     "held_for_record": "kept until a record has the address",
     "already_imported": "another copy of a message already imported",
     "too_large": "larger than the message size limit",
+    "linked": "kept, then imported when a record got the address",
+    "intake": "looks like an application from a new person",
 }
 
 ATTACHMENT_REASON_LABELS = {
@@ -55,6 +57,7 @@ RULE_LABELS = {
     "duplicate_contact": "the address belongs to several contacts",
     "duplicate_candidate": "the address belongs to several candidates",
     "no_match": "no record has the address",
+    "intake": "an application from a new person",
     "automatic_mail": "automatic mail",
     "exclude_images": "leave out images",
     "exclude_inline_images": "leave out images inside the message",
@@ -91,10 +94,15 @@ SETTING_LABELS = {
     "no_match.action": "No contact or candidate has the address",
     "first_run.inbox": "First import: newest Inbox messages",
     "first_run.sent": "First import: newest Sent messages",
+    "first_run.inbox_since": "First import: Inbox messages since",
+    "first_run.sent_since": "First import: Sent messages since",
     "attachments.max_size": "Largest attachment kept",
     "attachments.blocked_extensions": "Attachment types never kept",
     "automatic_mail.skip": "Skip auto-replies and bulk mail",
     "blocked.addresses": "Never import mail from or to",
+    "intake.enabled": "Put applications from new people on the New people page",
+    "intake.extensions": "Attachment types that make a message an application",
+    "intake.relays": "Applications relayed by job boards (the applicant in Reply-To)",
 }
 
 VALUE_LABELS = {
@@ -153,6 +161,17 @@ def size_label(size: int | None) -> str:
     return f"{value:.3g} GB"
 
 
+def day_label(value: str) -> str:
+    """'2024-03-01' as people write it: '1 March 2024'."""
+    import datetime
+
+    try:
+        day = datetime.date.fromisoformat(value)
+    except ValueError:
+        return value
+    return f"{day.day} {day.strftime('%B')} {day.year}"
+
+
 def setting_label(key: str) -> str:
     return SETTING_LABELS.get(key, words(key).capitalize())
 
@@ -165,6 +184,8 @@ def setting_value(key: str, value: object) -> str:
         return ", ".join(map(str, value)) or "(none)"
     if value is None:
         return "(not set)"
+    if key.endswith("_since") and isinstance(value, str):
+        return day_label(value)
     if key in SIZE_SETTINGS and isinstance(value, int):
         return size_label(value) if value else ("no limit" if key == "attachments.max_size" else "off")
     return VALUE_LABELS.get(key, {}).get(str(value), str(value))

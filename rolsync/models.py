@@ -76,6 +76,7 @@ class WarningKind(str, enum.Enum):
     its OAuth refresh failing. Resolved by the scheduler's tick when the cause goes."""
     UNACCOUNTED = "unaccounted"
     """Messages on the server that rolsync has neither read nor left out for a known reason."""
+    INTAKE = "intake"  # an application from an address no record has: the New people page
 
 
 class WarningStatus(str, enum.Enum):
@@ -512,6 +513,8 @@ class ImportWarning(Model):
     # The raw message in the document store, so resolving it needs no IMAP.
     raw_sha256: Mapped[str | None] = mapped_column(ForeignKey("stored_files.sha256"))
     rule: Mapped[str | None] = mapped_column(String(128))
+    # An intake item's applicant name and attachments ({"name", "attachments": [{"filename", ...}]}).
+    details: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # Who closed the warning, when and how (attached, attached_all, retried,
     # dismissed): an audit trail, kept as text like RuleSetVersion.author.

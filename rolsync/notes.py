@@ -197,13 +197,18 @@ def hold_for_record(session: Session, *, user_id: int, address: str, message_key
 
 
 def link_pending(session: Session, store: DocumentStore, rules: CompiledRules, addresses: Iterable[str],
-                 viewer: User | None = None) -> int:
+                 viewer: User | None = None, *, onto: list[RecordRef] | None = None,
+                 limit: int | None = None) -> int:
     """Import held messages onto the records that now have their addresses; returns notes made.
 
     Contacts first, then candidates, as the import decides; an address that
     still belongs to several records stays held. With `viewer` (the person
     adding the address), only held mail whose mailbox's visibility lets them
-    see it is linked; the rest waits for its owner or an admin.
+    see it is linked; the rest waits for its owner or an admin. `onto` names
+    the record(s) instead (New people's Create candidate, whose address may
+    have been retyped). Each message's ledger row then says imported, and a
+    held message is imported once however often this runs. `limit` bounds
+    the held messages looked at (the oldest first), for work done in chunks.
     """
     from rolsync import privacy
     from rolsync.mail.parse import parse_message
@@ -213,23 +218,44 @@ def link_pending(session: Session, store: DocumentStore, rules: CompiledRules, a
     if not wanted:
         return 0
     held = [pending for part in chunked(wanted) for pending in session.scalars(select(PendingMessage).where(
-        PendingMessage.address.in_(part), PendingMessage.linked_at.is_(None), privacy.held_visible(viewer)))]
+        PendingMessage.address.in_(part), PendingMessage.linked_at.is_(None), privacy.held_visible(viewer))
+        .order_by(PendingMessage.id).limit(limit).with_for_update())]
+    if limit is not None:
+        held = sorted(held, key=lambda p: p.id)[:limit]
     if not held:
         return 0
-    lookups = find_records(session, [p.address for p in held])
+    lookups = find_records(session, [p.address for p in held]) if onto is None else {}
     created = 0
     removed = privacy.removed_messages(session, [p.message_key for p in held])
     for pending in held:
         if (pending.user_id, pending.message_key) in removed:
             continue  # its owner removed the note of this message: it stays out
-        matches = lookups[pending.address]
-        records = matches.contacts or matches.candidates
-        if len(records) != 1:
+        if onto is None:
+            matches = lookups[pending.address]
+            records = matches.contacts or matches.candidates
+        else:
+            records = onto
+        if len(records) != 1 and onto is None:
             continue
         parsed = parse_message(store.read(pending.raw_sha256))
-        created += save_message_as_notes(session, store, rules, parsed, user_id=pending.user_id,
-                                         folder=pending.folder, direction=Direction(pending.direction),
-                                         records=records)
+        made = save_message_as_notes(session, store, rules, parsed, user_id=pending.user_id,
+                                     folder=pending.folder, direction=Direction(pending.direction),
+                                     records=records)
+        created += made
         pending.linked_at = utcnow()
+        _ledger_linked(session, pending, made)
     session.flush()
     return created
+
+
+def _ledger_linked(session: Session, pending: PendingMessage, notes_created: int) -> None:
+    """The held message's ledger row (skipped, or warned for New people) now says imported."""
+    from rolsync.models import ImportedMessage, Outcome
+
+    for row in session.scalars(select(ImportedMessage).where(
+            ImportedMessage.user_id == pending.user_id, ImportedMessage.message_key == pending.message_key)):
+        if row.outcome != Outcome.IMPORTED.value:
+            row.outcome = Outcome.IMPORTED.value
+            row.reason = "linked"
+            row.rule = None
+        row.notes_created = (row.notes_created or 0) + notes_created

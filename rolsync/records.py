@@ -12,11 +12,19 @@ from rolsync.documents import DocumentStore
 from rolsync.erasure import AddressSuppressed, is_suppressed
 from rolsync.mail.parse.addresses import normalise_address
 from rolsync.matching import find_records
-from rolsync.models import Candidate, Company, Contact, Document, EmailAddress, Note, RecordKind, User, utcnow
-from rolsync.notes import link_pending
+from rolsync.models import (
+    Candidate,
+    Company,
+    Contact,
+    Document,
+    EmailAddress,
+    Note,
+    RecordKind,
+    User,
+    utcnow,
+)
 from rolsync.pagination import DEFAULT_PER_PAGE, Page, paginate
 from rolsync.privacy import can_see_note, note_visible
-from rolsync.rules.store import active_rules
 
 
 class RecordError(ValueError):
@@ -170,10 +178,13 @@ def add_email(session: Session, record: Contact | Candidate, value: str,
     return email
 
 
-def link_held_mail(session: Session, store: DocumentStore, address: str, viewer: User | None = None) -> int:
+def link_held_mail(session: Session, store: DocumentStore, address: str, viewer: User | None = None,
+                   queue=None) -> int:
     """Import mail the rules kept for `address` until a record had it (as far as `viewer` may see it); returns
-    the notes made."""
-    return link_pending(session, store, active_rules(session), [address], viewer)
+    the notes made now. With a queue, a big backlog is imported by a background job instead (rolsync.held)."""
+    from rolsync.held import follow_new_addresses
+
+    return follow_new_addresses(session, store, [address], viewer=viewer, queue=queue).linked
 
 
 def remove_email(session: Session, record: Contact | Candidate, email_id: int) -> str:

@@ -108,6 +108,9 @@ def search_warnings(session: Session, viewer: User, wanted: WarningFilter, page:
     query = _visible(select(ImportWarning), viewer)
     if wanted.kind:
         query = query.where(ImportWarning.kind == wanted.kind)
+    else:
+        # Applications from new people are listed on their own page (rolsync.intake); the filter still finds them.
+        query = query.where(ImportWarning.kind != WarningKind.INTAKE.value)
     if wanted.status:
         query = query.where(ImportWarning.status == wanted.status)
     if wanted.user_id is not None and viewer.is_admin:
@@ -129,7 +132,9 @@ def search_warnings(session: Session, viewer: User, wanted: WarningFilter, page:
 def open_count(session: Session, viewer: User) -> int:
     """The number in the navigation's badge."""
     query = _visible(select(func.count(ImportWarning.id)), viewer)
-    return session.scalar(query.where(ImportWarning.status == WarningStatus.OPEN.value)) or 0
+    # New people have their own page and count (rolsync.intake).
+    return session.scalar(query.where(ImportWarning.status == WarningStatus.OPEN.value,
+                                      ImportWarning.kind != WarningKind.INTAKE.value)) or 0
 
 
 def kinds_present(session: Session, viewer: User) -> list[str]:

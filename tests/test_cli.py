@@ -64,7 +64,7 @@ def test_rules_round_trip_and_a_bad_file_changes_nothing(app, tmp_path):
     exported = run(app, "rules", "export")
     assert exported.exit_code == 0
     rules = json.loads(exported.output)
-    assert rules["first_run"] == {"inbox": 100, "sent": 100}
+    assert rules["first_run"] == {"inbox": 100, "sent": 100, "inbox_since": None, "sent_since": None}
     rules["first_run"]["inbox"] = 25
     path = tmp_path / "rules.json"
     path.write_text(json.dumps(rules))

@@ -374,7 +374,7 @@ class Demo:
         from rolsync.extensions import db
         from rolsync.history import outcomes
         from rolsync.labels import warning_kind_label
-        from rolsync.models import Document, ImportWarning, Note, User, WarningStatus
+        from rolsync.models import Document, ImportWarning, Note, User, WarningKind, WarningStatus
 
         session = db.session
         admin = session.scalar(select(User).where(User.email == sample.ADMIN.email))
@@ -382,18 +382,23 @@ class Demo:
         documents = session.scalar(select(func.count(Document.id)))
         records = ((session.scalar(select(func.count(func.distinct(Note.contact_id)))) or 0)
                    + (session.scalar(select(func.count(func.distinct(Note.candidate_id)))) or 0))
-        open_warnings = session.execute(
+        open_warnings: list[tuple[str, int]] = [(kind, n) for kind, n in session.execute(
             select(ImportWarning.kind, func.count(ImportWarning.id))
-            .where(ImportWarning.status == WarningStatus.OPEN.value).group_by(ImportWarning.kind)).all()
+            .where(ImportWarning.status == WarningStatus.OPEN.value).group_by(ImportWarning.kind)).all()]
         assert admin is not None, "created by _prepare_app()"
         decided = outcomes(session, admin)
         self.say(f"First import done in {seconds:.0f} s: {sum(c.count for c in decided)} messages decided")
         self.say(f"  notes: {notes} on {records} records; documents: {documents}")
         for count in decided:
             self.say(f"  {count.count:>4}  {count.label}")
+        # Applications from new people have their own page and line.
+        new_people = sum(n for kind, n in open_warnings if kind == WarningKind.INTAKE.value)
+        open_warnings = [(kind, n) for kind, n in open_warnings if kind != WarningKind.INTAKE.value]
         warnings = sum(n for _kind, n in open_warnings)
         kinds = ", ".join(f"{n} {warning_kind_label(kind).lower()}" for kind, n in open_warnings)
         self.say(f"  warnings to resolve: {warnings}" + (f" ({kinds})" if kinds else ""))
+        if new_people:
+            self.say(f"  new people who sent an application: {new_people}")
 
     # -- ready --------------------------------------------------------------------------------
 

@@ -142,6 +142,7 @@ class AccountImporter(BatchImporter):
                     self._count(mailbox, state, count_due)
                     continue  # the cheap poll: nothing arrived since we last read to the end
                 uids, uidnext = uids_to_read(self.session, mailbox, state, first_run_limit=self.rules.first_run_limit(role),
+                                             first_run_since=self.rules.first_run_since(role),
                                              uidvalidity_limit=self.uidvalidity_limit)
                 take = uids[:budget]
                 budget -= len(take)

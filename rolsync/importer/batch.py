@@ -333,6 +333,10 @@ class BatchImporter:
         """The messages not older than the first run's cap (older ones reappear after a UIDVALIDITY change)."""
         return [message for message in messages if not below_floor(state, message.fetched.internaldate)]
 
+    def _in_ledger(self, keys: set[str]) -> set[str]:
+        """The keys the ledger has settled already (a backfill decides skipped ones again)."""
+        return ledger.in_ledger(self.session, self.user_id, keys)
+
     def _decide(self, messages: list[_Message], direction: Direction) -> None:
         """Ask the rules about every message of the batch; writes nothing.
 
@@ -346,7 +350,7 @@ class BatchImporter:
             readable = message.parsed is not None and message.failure is None
             message.key = ledger.dedupe_key(message.parsed, message.fetched, message.raw_sha256) if readable \
                 else message.raw_key
-        seen = ledger.in_ledger(self.session, self.user_id, {message.key for message in messages})
+        seen = self._in_ledger({message.key for message in messages})
         lookups = find_records(self.session, {
             address for message in messages
             if message.key not in seen and message.parsed is not None and message.failure is None
@@ -481,7 +485,7 @@ class BatchImporter:
     def _warning_rows(self, message: _Message, state: FolderState, raw_sha: str | None) -> list[dict]:
         fetched, parsed = message.fetched, message.parsed
         base = {"user_id": self.user_id, "status": WarningStatus.OPEN.value, "folder": state.name,
-                "raw_sha256": raw_sha, "created_at": utcnow()}
+                "raw_sha256": raw_sha, "created_at": utcnow(), "details": None}
         if fetched.too_large is not None:
             return [{**base, "kind": WarningKind.MESSAGE_TOO_LARGE.value, "message_key": message.key,
                      "detail": f"The message with UID {fetched.uid} in {state.name} was not imported: at "
@@ -505,7 +509,8 @@ class BatchImporter:
                  "subject": parsed.subject, "from_addr": parsed.from_addr or "", "sent_at": parsed.date,
                  "snippet": snippet(parsed.text)}
         return [{**base, **about, "kind": warning.kind.value, "address": warning.address, "records": warning.records,
-                 "detail": warning.detail, "rule": warning.rule} for warning in decision.warnings]
+                 "detail": warning.detail, "rule": warning.rule, "details": warning.details}
+                for warning in decision.warnings]
 
     def _ledger_row(self, message: _Message, state: FolderState) -> dict:
         parsed = message.parsed if message.failure is None and message.unreadable is None else None

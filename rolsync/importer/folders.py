@@ -10,7 +10,7 @@ paused (`UidValidityUnstable`).
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -58,19 +58,24 @@ def folder_state(session: Session, account_id: int, role: str, name: str) -> Fol
 
 
 def uids_to_read(session: Session, mailbox: MailboxSession, state: FolderState, *, first_run_limit: int,
-                 uidvalidity_limit: int) -> tuple[list[int], int]:
+                 uidvalidity_limit: int, first_run_since: date | None = None) -> tuple[list[int], int]:
     """The UIDs of the folder to import now, and its UIDNEXT; opens the folder read-only.
 
-    On the first run only the newest `first_run_limit`; after a renumbering
+    On the first run only the newest `first_run_limit`, or what arrived since
+    `first_run_since` when the admin set a day; after a renumbering
     (counted by the breaker) the whole folder again: the ledger keeps out
     what was imported, `floor_date` what is too old.
     """
     status = mailbox.examine(state.name)
     if state.uidvalidity is None:
-        # First run: only the newest N; everything older stays out for good.
-        cap = first_run_limit
-        newest = mailbox.newest_uids(cap) if cap else []
-        state.floor_uid = newest[0] if newest else (0 if cap else status.uidnext)
+        # First run: only the newest N, or what arrived since a day; everything older stays out for good.
+        if first_run_since is not None:
+            found = mailbox.uids_since(first_run_since)
+            state.floor_uid = found[0] if found else status.uidnext
+        else:
+            cap = first_run_limit
+            newest = mailbox.newest_uids(cap) if cap else []
+            state.floor_uid = newest[0] if newest else (0 if cap else status.uidnext)
         state.uidvalidity = status.uidvalidity
         state.last_uid = 0
     elif state.uidvalidity != status.uidvalidity:

@@ -36,7 +36,7 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from enum import Enum
 
 from imapclient import IMAPClient, SocketTimeout
@@ -579,6 +579,32 @@ class MailboxSession:
         """The names of every folder that can be opened, in the server's order."""
         return [name for flags, _delimiter, name in self._list_folders()
                 if not _UNSELECTABLE & {_flag(f) for f in flags}]
+
+    def uids_since(self, day: date) -> list[int]:
+        """UIDs of the selected folder's messages that arrived on or after `day` (a first run by date)."""
+        folder = self._require_folder()
+        if folder.exists == 0:
+            return []
+        with self._translating() as client:
+            return sorted(client.search(["SINCE", day]))
+
+    def uids_with_addresses(self, addresses: list[str], since: date | None = None) -> list[int]:
+        """UIDs of the selected folder's messages from, to or cc any of `addresses`, optionally since a day.
+
+        One SEARCH per address (the server does the work, whatever the
+        folder's size); the addresses are normalised ones, so they need no quoting.
+        """
+        folder = self._require_folder()
+        if folder.exists == 0:
+            return []
+        found: set[int] = set()
+        with self._translating() as client:
+            for address in addresses:
+                criteria: list = ["OR", "FROM", address, "OR", "TO", address, "CC", address]
+                if since is not None:
+                    criteria += ["SINCE", since]
+                found.update(client.search(criteria))
+        return sorted(found)
 
     def fetch(self, uids: list[int], batch_size: int = 50) -> Iterator[FetchedMessage]:
         """The messages with these UIDs, ascending, in batches; UIDs gone from the server are skipped."""

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy.orm import Session
 
+from rolsync.intake import has_cv, intake_warning
 from rolsync.mail.parse import Attachment, ParsedMessage
 from rolsync.matching import Matches, RecordRef, find_named_record, find_records
 from rolsync.models import Direction, Outcome, RecordKind, WarningKind, as_utc
@@ -47,6 +48,7 @@ class NewWarning:
     detail: str
     rule: str | None
     records: list[dict] = field(default_factory=list)  # the records it may go to (ImportWarning.records)
+    details: dict | None = None  # what its page shows besides (ImportWarning.details: New people's applicant)
 
 
 @dataclass
@@ -197,10 +199,10 @@ def sort_attachments(rules: CompiledRules, parsed: ParsedMessage, facts: Message
 
 
 def _ask(rules: CompiledRules, counterpart: Counterpart, matches: Matches, direction: Direction,
-         own: frozenset[str]) -> AddressDecision:
+         own: frozenset[str], application: bool = False) -> AddressDecision:
     return rules.decide_address(counterpart.address, own=own, contacts=len(matches.contacts),
                                 candidates=len(matches.candidates), direction=direction.value,
-                                header=counterpart.header)
+                                header=counterpart.header, application=application)
 
 
 def _relay_reply_to(parsed: ParsedMessage) -> list[str]:
@@ -218,13 +220,21 @@ def _decide_addresses(session: Session, rules: CompiledRules, parsed: ParsedMess
     if not parties:
         decision.skip("no_counterpart", None)
         return
+    intake = rules.definition["intake"]
+    cv = direction is Direction.RECEIVED and intake["enabled"] and has_cv(parsed, intake["extensions"])
     for party in parties:
-        verdict = _ask(rules, party, lookups[party.address], direction, own)
-        if verdict.reason == "no_match" and direction is Direction.RECEIVED and reply_to:
+        verdict = _ask(rules, party, lookups[party.address], direction, own, application=cv)
+        if verdict.reason in ("no_match", "intake") and direction is Direction.RECEIVED and reply_to:
             # Job boards relay applications from a no-reply sender with the
             # candidate in Reply-To.
             party = Counterpart(reply_to[0], "reply_to")
-            verdict = _ask(rules, party, lookups[party.address], direction, own)
+            verdict = _ask(rules, party, lookups[party.address], direction, own,
+                           application=cv or intake["relays"])
+        if verdict.action is AddressAction.INTAKE:
+            # New people: an item for the applicant, and the message held for the record made from it.
+            decision.warnings.append(intake_warning(parsed, party.address, party.header, verdict.rule))
+            decision.pending.append(party.address)
+            continue
         _apply(decision, party, verdict, lookups[party.address])
 
 

@@ -9,10 +9,12 @@ imported, and be compiled into a durable_rules ruleset by `engine.py`:
       "images": {"mode": "exclude_all", "min_size": 0},
       "duplicate_address": {"action": "warn"},
       "no_match": {"action": "skip"},
-      "first_run": {"inbox": 100, "sent": 100},
+      "first_run": {"inbox": 100, "sent": 100, "inbox_since": null, "sent_since": null},
       "attachments": {"max_size": 0, "blocked_extensions": []},
       "automatic_mail": {"skip": true},
       "blocked": {"addresses": []},
+      "intake": {"enabled": true, "extensions": [".doc", ".docx", ".odt", ".pdf", ".rtf"],
+                 "relays": true},
       "custom_rules": []
     }
 
@@ -24,9 +26,17 @@ imported, and be compiled into a durable_rules ruleset by `engine.py`:
 `duplicate_address.action` is `warn` (the seed), `attach_all` or
 `attach_latest`. `no_match.action` is `skip` (the seed), `warn`, or `keep`
 (hold the message and import it onto a record added later with the address).
-`attachments.max_size` 0 means no limit. `automatic_mail.skip` leaves out
+`first_run.inbox` and `first_run.sent` are how many of a folder's newest
+messages a mailbox's first import takes; `first_run.inbox_since` and
+`first_run.sent_since` ("YYYY-MM-DD", or null) take every message that
+arrived on or after that day instead. `attachments.max_size` 0 means no limit. `automatic_mail.skip` leaves out
 auto-replies and bulk mail. `blocked.addresses` holds addresses and
 `@domain` entries (a domain covers its subdomains) never imported.
+`intake.enabled` puts received mail from an address no record has that looks
+like an application on the New people page (and holds it for the record made
+from it) whatever `no_match` says: mail with an attachment of one of
+`intake.extensions` (CVs), or with `intake.relays`, mail relayed by a job
+board (an unknown sender with the applicant in Reply-To).
 
 `custom_rules` is an ordered list (first = highest priority) of
 
@@ -45,6 +55,7 @@ refused, and every match runs under a time limit.
 from __future__ import annotations
 
 import copy
+import datetime
 import hashlib
 import json
 import re
@@ -57,10 +68,11 @@ DEFAULT_RULES: dict = {
     "images": {"mode": "exclude_all", "min_size": 0},
     "duplicate_address": {"action": "warn"},
     "no_match": {"action": "skip"},
-    "first_run": {"inbox": 100, "sent": 100},
+    "first_run": {"inbox": 100, "sent": 100, "inbox_since": None, "sent_since": None},
     "attachments": {"max_size": 0, "blocked_extensions": []},
     "automatic_mail": {"skip": True},
     "blocked": {"addresses": []},
+    "intake": {"enabled": True, "extensions": [".doc", ".docx", ".odt", ".pdf", ".rtf"], "relays": True},
     "custom_rules": [],
 }
 
@@ -158,6 +170,17 @@ def validate(data: object) -> dict:
     first_run = _section(data, "first_run", errors)
     _count(first_run, "inbox", "first_run", errors, MAX_FIRST_RUN)
     _count(first_run, "sent", "first_run", errors, MAX_FIRST_RUN)
+    for key in ("inbox_since", "sent_since"):
+        value = first_run[key]
+        if value in (None, ""):
+            first_run[key] = None
+            continue
+        try:
+            first_run[key] = datetime.date.fromisoformat(value).isoformat() if isinstance(value, str) else None
+        except ValueError:
+            first_run[key] = None
+        if first_run[key] is None:
+            errors.append(f"first_run.{key}: must be a day as YYYY-MM-DD, or empty, got {value!r}")
 
     attachments = _section(data, "attachments", errors)
     _count(attachments, "max_size", "attachments", errors)
@@ -187,6 +210,19 @@ def validate(data: object) -> dict:
         elif not _ADDRESS.match(entry):
             errors.append(f"blocked.addresses: {entry!r} is not an e-mail address or @domain")
 
+    intake = _section(data, "intake", errors)
+    for key in ("enabled", "relays"):
+        if not isinstance(intake[key], bool):
+            errors.append(f"intake.{key}: must be true or false")
+    extensions = intake["extensions"]
+    if not isinstance(extensions, list) or not all(isinstance(e, str) for e in extensions):
+        errors.append("intake.extensions: must be a list like [\".pdf\", \".docx\"]")
+        extensions = []
+    intake["extensions"] = sorted({"." + e.strip().lower().lstrip(".") for e in extensions if e.strip()})
+    for ext in intake["extensions"]:
+        if not _EXTENSION.match(ext):
+            errors.append(f"intake.extensions: {ext!r} is not a file extension")
+
     custom = data.get("custom_rules", [])
     if not isinstance(custom, list):
         errors.append("custom_rules: must be a list")
@@ -207,6 +243,7 @@ def validate(data: object) -> dict:
         "attachments": attachments,
         "automatic_mail": automatic,
         "blocked": blocked,
+        "intake": intake,
         "custom_rules": custom,
     }
 

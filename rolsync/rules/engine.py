@@ -21,7 +21,8 @@ the admin's order, then the built-in rules in the seed's order of reasoning:
                 >  continue (1000, the fallback)
     address:    blocked (5)  >  own domain (10)  >  one contact (20)
                 >  several contacts (21)  >  one candidate (30)
-                >  several candidates (31)  >  no match (1000, the fallback)
+                >  several candidates (31)  >  an application from a stranger (900)
+                >  no match (1000, the fallback)
     attachment: custom drop rules (50+, in order)  >  image rules (100-102)
                 >  too large (110)  >  blocked type (120)  >  keep (1000)
 
@@ -48,6 +49,7 @@ still durable_rules' own, made the first time those exact facts were posted.
 """
 from __future__ import annotations
 
+import datetime
 import enum
 import os
 import threading
@@ -70,6 +72,7 @@ class AddressAction(str, enum.Enum):
     SKIP = "skip"
     WARN = "warn"
     KEEP = "keep"  # no record yet: hold the message for the record added later
+    INTAKE = "intake"  # no record yet, and it looks like an application: New people, and held
 
 
 class Attach(str, enum.Enum):
@@ -83,7 +86,7 @@ class Attach(str, enum.Enum):
 @dataclass(frozen=True)
 class AddressDecision:
     action: AddressAction
-    reason: str  # matched, own_domain, duplicate_address, no_match
+    reason: str  # matched, own_domain, duplicate_address, no_match, intake
     rule: str
     kind: str | None = None  # contact or candidate: the kind that decided
     attach: Attach = Attach.ONE
@@ -157,6 +160,10 @@ def _rules_for(definition: dict) -> dict[str, tuple[int, dict, dict]]:
             outcome = {"action": "import", "reason": "duplicate_address", "kind": kind,
                        "attach": "all" if duplicate == "attach_all" else "latest"}
         rules[f"duplicate_{kind}"] = (pri + 1, _when("address", {"$gt": {field: 1}}), outcome)
+    if definition["intake"]["enabled"]:
+        rules["intake"] = (900, _when("address", {"contacts": 0}, {"candidates": 0}, {"direction": "received"},
+                                      {"application": True}),
+                           {"action": "intake", "reason": "intake"})
     rules["no_match"] = (FALLBACK_PRIORITY, {"m": {"stage": "address"}},
                          {"action": definition["no_match"]["action"], "reason": "no_match"})
 
@@ -270,6 +277,11 @@ class CompiledRules:
     def first_run_limit(self, folder_role: str) -> int:
         return self.definition["first_run"][folder_role]
 
+    def first_run_since(self, folder_role: str) -> datetime.date | None:
+        """The day from which a first import takes every message of the folder; None: the newest N instead."""
+        value = self.definition["first_run"].get(f"{folder_role}_since")
+        return datetime.date.fromisoformat(value) if value else None
+
     def is_blocked(self, address: str) -> bool:
         entries = self.definition["blocked"]["addresses"]
         if address in entries:
@@ -288,7 +300,8 @@ class CompiledRules:
                                rule=decision.get("label") or decision["rule"], record=decision.get("record"))
 
     def decide_address(self, address: str, *, own: frozenset[str], contacts: int, candidates: int,
-                       direction: str, header: str) -> AddressDecision:
+                       direction: str, header: str, application: bool = False) -> AddressDecision:
+        """`application`: the message looks like an application (see `rolsync.intake.looks_like_application`)."""
         decision = self._ask({
             "stage": "address",
             "address": address,
@@ -299,6 +312,7 @@ class CompiledRules:
             "candidates": candidates,
             "direction": direction,
             "header": header,
+            "application": application,
         })
         return AddressDecision(
             action=AddressAction(decision["action"]),

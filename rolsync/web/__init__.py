@@ -11,6 +11,7 @@ def register_blueprints(app: Flask) -> None:
         dashboard,
         firstrun,
         history,
+        intake,
         mailboxes,
         metrics,
         oauth,
@@ -30,6 +31,6 @@ def register_blueprints(app: Flask) -> None:
     init_security(app)
     init_error_pages(app)
     init_templating(app)
-    for area in (probes, auth, firstrun, dashboard, preferences, oauth, warnings, records, history, users, mailboxes,
-                 rules, providers, privacy, metrics):
+    for area in (probes, auth, firstrun, dashboard, preferences, oauth, warnings, intake, records, history, users,
+                 mailboxes, rules, providers, privacy, metrics):
         app.register_blueprint(area.bp)

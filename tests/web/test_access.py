@@ -142,7 +142,7 @@ def _post_routes(app, world) -> list[str]:
     """Every POST route of the app, with its ids filled in."""
     values = {"user_id": world["owner"].id, "warning_id": world["warning"], "kind": "contact",
               "record_id": world["seeded"].carol_id, "email_id": 1, "version": 1,
-              "provider": "google", "note_id": world["seeded"].note_id}
+              "provider": "google", "note_id": world["seeded"].note_id, "item_id": world["warning"]}
     paths = []
     for rule in app.url_map.iter_rules():
         if "POST" in rule.methods:

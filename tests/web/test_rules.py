@@ -114,12 +114,15 @@ SECTIONS = {
                {"mode": "exclude_inline", "min_size": 2048}),
     "duplicate_address": ({"duplicate_action": "attach_latest"}, {"action": "attach_latest"}),
     "no_match": ({"no_match_action": "keep"}, {"action": "keep"}),
-    "first_run": ({"first_run_inbox": "20", "first_run_sent": "35"}, {"inbox": 20, "sent": 35}),
+    "first_run": ({"first_run_inbox": "20", "first_run_sent": "35", "first_run_sent_since": "2024-03-01"},
+                  {"inbox": 20, "sent": 35, "inbox_since": None, "sent_since": "2024-03-01"}),
     "attachments": ({"attachments_max_size": "1.5", "attachments_blocked_extensions": "exe, .ICS"},
                     {"max_size": 1572864, "blocked_extensions": [".exe", ".ics"]}),
     "automatic_mail": ({"automatic_mail_skip": None}, {"skip": False}),
     "blocked": ({"blocked_addresses": "spam@jobs.example\n@Bulk.example"},
                 {"addresses": ["@bulk.example", "spam@jobs.example"]}),
+    "intake": ({"intake_enabled": None, "intake_extensions": "pdf, .DOCX", "intake_relays": None},
+               {"enabled": False, "extensions": [".docx", ".pdf"], "relays": False}),
 }
 
 

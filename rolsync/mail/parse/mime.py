@@ -215,6 +215,7 @@ def finish(values: HeaderValues, walk: Walk, segments: Segments, defects: list[s
     """The ParsedMessage of a walked message, its headers read the same way on either path."""
     senders = hdr.address_pairs(values, "from", defects, factory)
     from_name, from_addr = senders[0] if senders else ("", None)
+    replies = hdr.address_pairs(values, "reply-to", defects, factory)
     subject = " ".join((hdr.header_text(values, "subject", defects, factory) or "").split())
     limit = walk.limits.subject_chars
     all_notices = list(notices)
@@ -233,7 +234,7 @@ def finish(values: HeaderValues, walk: Walk, segments: Segments, defects: list[s
         date=when,
         from_addr=from_addr,
         from_name=from_name,
-        reply_to=[addr for _n, addr in hdr.address_pairs(values, "reply-to", defects, factory)],
+        reply_to=[addr for _n, addr in replies],
         to=[addr for _n, addr in hdr.address_pairs(values, "to", defects, factory)],
         cc=[addr for _n, addr in hdr.address_pairs(values, "cc", defects, factory)],
         bcc=[addr for _n, addr in hdr.address_pairs(values, "bcc", defects, factory)],
@@ -244,4 +245,5 @@ def finish(values: HeaderValues, walk: Walk, segments: Segments, defects: list[s
         content_hash=raw_sha256,
         size=size,
         path=path,
+        reply_to_name=replies[0][0] if replies else "",
     )

@@ -71,6 +71,7 @@ class ParsedMessage:
     content_hash: str
     size: int
     path: str = "careful"
+    reply_to_name: str = ""  # the first Reply-To's display name: a relayed application's applicant
 
     def discard_spool(self) -> None:
         """Delete the files of spooled attachments that were not moved into the document store."""

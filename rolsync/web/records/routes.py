@@ -95,7 +95,8 @@ def add_address(kind: str, record_id: int):
         db.session.rollback()
         form.address.errors = [*form.address.errors, sentence(str(exc))]
         return _render_record(record, form, 422)
-    linked = link_held_mail(db.session, resources.get().documents, email.address, current_user)
+    linked = link_held_mail(db.session, resources.get().documents, email.address, current_user,
+                            queue=resources.get().queue)
     db.session.commit()
     flash(f"{email.address} was added.", "success")
     if linked:

@@ -168,6 +168,8 @@ class RulesForm(FlaskForm):
 
     first_run_inbox = WholeNumberField("Inbox", default=100, blank=None)
     first_run_sent = WholeNumberField("Sent", default=100, blank=None)
+    first_run_inbox_since = StringField("Or every Inbox message since", render_kw={"type": "date"})
+    first_run_sent_since = StringField("Or every Sent message since", render_kw={"type": "date"})
 
     attachments_max_size = SizeField("Largest attachment kept (MB, 0 for no limit)", default=0, unit=MB)
     attachments_blocked_extensions = StringField("Attachment types never kept", render_kw={
@@ -177,6 +179,12 @@ class RulesForm(FlaskForm):
 
     blocked_addresses = TextAreaField("Never import mail from or to", render_kw={
         "rows": 3, "spellcheck": "false", "placeholder": "noreply@jobboard.example\n@spam.example"})
+
+    intake_enabled = BooleanField("Put applications from new people on the New people page")
+    intake_extensions = StringField("Attachment types that make a message an application", render_kw={
+        "placeholder": ".pdf, .doc, .docx, .odt, .rtf", "spellcheck": "false"})
+    intake_relays = BooleanField("Applications relayed by job boards (an unknown sender with the applicant in "
+                                 "Reply-To)")
 
     custom_rules = FieldList(FormField(CustomRuleForm), max_entries=MAX_CUSTOM_RULES)
 
@@ -213,10 +221,15 @@ class RulesForm(FlaskForm):
             "no_match_action": definition["no_match"]["action"],
             "first_run_inbox": definition["first_run"]["inbox"],
             "first_run_sent": definition["first_run"]["sent"],
+            "first_run_inbox_since": definition["first_run"].get("inbox_since") or "",
+            "first_run_sent_since": definition["first_run"].get("sent_since") or "",
             "attachments_max_size": definition["attachments"]["max_size"],
             "attachments_blocked_extensions": ", ".join(definition["attachments"]["blocked_extensions"]),
             "automatic_mail_skip": definition["automatic_mail"]["skip"],
             "blocked_addresses": "\n".join(definition["blocked"]["addresses"]),
+            "intake_enabled": definition["intake"]["enabled"],
+            "intake_extensions": ", ".join(definition["intake"]["extensions"]),
+            "intake_relays": definition["intake"]["relays"],
             "custom_rules": [_rule_data(rule) for rule in definition["custom_rules"]],
         }
 
@@ -229,11 +242,15 @@ class RulesForm(FlaskForm):
             "images": {"mode": self.images_mode.data, "min_size": self.images_min_size.data},
             "duplicate_address": {"action": self.duplicate_action.data},
             "no_match": {"action": self.no_match_action.data},
-            "first_run": {"inbox": self.first_run_inbox.data, "sent": self.first_run_sent.data},
+            "first_run": {"inbox": self.first_run_inbox.data, "sent": self.first_run_sent.data,
+                          "inbox_since": (self.first_run_inbox_since.data or "").strip() or None,
+                          "sent_since": (self.first_run_sent_since.data or "").strip() or None},
             "attachments": {"max_size": self.attachments_max_size.data,
                             "blocked_extensions": _words(self.attachments_blocked_extensions.data)},
             "automatic_mail": {"skip": bool(self.automatic_mail_skip.data)},
             "blocked": {"addresses": _words(self.blocked_addresses.data)},
+            "intake": {"enabled": bool(self.intake_enabled.data), "extensions": _words(self.intake_extensions.data),
+                       "relays": bool(self.intake_relays.data)},
             "custom_rules": [_rule_definition(entry.form) for entry in self.custom_rules],
         }
 
@@ -267,11 +284,14 @@ class RulesForm(FlaskForm):
             "no_match.action": self.no_match_action, "no_match": self.no_match_action,
             "first_run.inbox": self.first_run_inbox, "first_run.sent": self.first_run_sent,
             "first_run": self.first_run_inbox,
+            "first_run.inbox_since": self.first_run_inbox_since, "first_run.sent_since": self.first_run_sent_since,
             "attachments.max_size": self.attachments_max_size,
             "attachments.blocked_extensions": self.attachments_blocked_extensions,
             "attachments": self.attachments_max_size,
             "automatic_mail.skip": self.automatic_mail_skip, "automatic_mail": self.automatic_mail_skip,
             "blocked.addresses": self.blocked_addresses, "blocked": self.blocked_addresses,
+            "intake.enabled": self.intake_enabled, "intake.extensions": self.intake_extensions,
+            "intake.relays": self.intake_relays, "intake": self.intake_enabled,
         }
         if path in sections:
             return sections[path]
