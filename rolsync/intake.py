@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
@@ -24,7 +23,6 @@ from rolsync.documents import DocumentStore
 from rolsync.mail.parse import (
     Attachment,
     MessageUnreadable,
-    ParsedMessage,
     normalise_address,
     parse_message,
 )
@@ -44,9 +42,6 @@ from rolsync.pagination import DEFAULT_PER_PAGE, Page, paginate
 from rolsync.rules.definition import validate
 from rolsync.rules.store import active_rules, active_version, save_version
 
-if TYPE_CHECKING:
-    from rolsync.rules.decide import NewWarning
-
 KIND = WarningKind.INTAKE.value
 MAX_BULK = 500
 """Items one bulk action may close: a page's worth many times over, and a bound on one request's work."""
@@ -63,43 +58,6 @@ class IntakeNotFound(LookupError):
     """No such item, or not one this person may see."""
 
     code = "intake_not_found"
-
-
-# -- what the import asks --------------------------------------------------------------------
-
-
-def has_cv(parsed: ParsedMessage, extensions: Iterable[str]) -> bool:
-    """Whether the message carries an attachment of one of the CV-like types (by its file name)."""
-    wanted = tuple(e.lower() for e in extensions)
-    return bool(wanted) and any(not a.inline and a.filename.lower().endswith(wanted) for a in parsed.attachments)
-
-
-def applicant_name(parsed: ParsedMessage, address: str, header: str) -> str:
-    """The display name that goes with `address`: From's, or Reply-To's for a relayed application."""
-    if header == "from":
-        return (parsed.from_name or "").strip()
-    if header == "reply_to" and parsed.reply_to[:1] == [address]:
-        return parsed.reply_to_name.strip()
-    return ""
-
-
-def intake_warning(parsed: ParsedMessage, address: str, header: str, rule: str | None) -> NewWarning:
-    """The warning (as `rolsync.rules.decide` lists them) of an application from `address`."""
-    from rolsync.rules.decide import NewWarning  # decide asks this module whether mail is an application
-
-    name = applicant_name(parsed, address, header)
-    return NewWarning(
-        WarningKind.INTAKE, address,
-        f"{name or address} sent what looks like an application, and no record has the address.", rule,
-        details={"name": name, "header": header,
-                 "attachments": [_attachment_json(a) for a in parsed.attachments if not a.inline][:50]},
-    )
-
-
-def _attachment_json(attachment: Attachment) -> dict:
-    """What the list shows of an attachment, and how to find it again in the kept message (its SHA-256)."""
-    return {"filename": attachment.filename, "content_type": attachment.content_type, "size": attachment.size,
-            "sha256": attachment.sha256}
 
 
 # -- reading ---------------------------------------------------------------------------------

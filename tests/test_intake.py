@@ -8,7 +8,8 @@ from sqlalchemy import select
 
 from devkit.builders import build_message, minimal_pdf
 from rolsync import intake
-from rolsync.models import Candidate, ImportedMessage, ImportWarning, Role, User, db
+from rolsync.extensions import db
+from rolsync.models import Candidate, ImportedMessage, ImportWarning, Role, User
 from rolsync.resources import get as services
 from tests.conftest import load_crm
 

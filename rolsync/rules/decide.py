@@ -10,12 +10,12 @@ attachments.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from sqlalchemy.orm import Session
 
-from rolsync.intake import has_cv, intake_warning
 from rolsync.mail.parse import Attachment, ParsedMessage
 from rolsync.matching import Matches, RecordRef, find_named_record, find_records
 from rolsync.models import Direction, Outcome, RecordKind, WarningKind, as_utc
@@ -286,3 +286,38 @@ def _send_to_named_record(session: Session, decision: Decision, record: dict, ru
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+# -- New people: does a message look like an application? ------------------------------------
+
+
+def has_cv(parsed: ParsedMessage, extensions: Iterable[str]) -> bool:
+    """Whether the message carries an attachment of one of the CV-like types (by its file name)."""
+    wanted = tuple(e.lower() for e in extensions)
+    return bool(wanted) and any(not a.inline and a.filename.lower().endswith(wanted) for a in parsed.attachments)
+
+
+def applicant_name(parsed: ParsedMessage, address: str, header: str) -> str:
+    """The display name that goes with `address`: From's, or Reply-To's for a relayed application."""
+    if header == "from":
+        return (parsed.from_name or "").strip()
+    if header == "reply_to" and parsed.reply_to[:1] == [address]:
+        return parsed.reply_to_name.strip()
+    return ""
+
+
+def intake_warning(parsed: ParsedMessage, address: str, header: str, rule: str | None) -> NewWarning:
+    """The New people item (an `intake` warning) for an application from `address`."""
+    name = applicant_name(parsed, address, header)
+    return NewWarning(
+        WarningKind.INTAKE, address,
+        f"{name or address} sent what looks like an application, and no record has the address.", rule,
+        details={"name": name, "header": header,
+                 "attachments": [_attachment_json(a) for a in parsed.attachments if not a.inline][:50]},
+    )
+
+
+def _attachment_json(attachment: Attachment) -> dict:
+    """What the list shows of an attachment, and how to find it again in the kept message (its SHA-256)."""
+    return {"filename": attachment.filename, "content_type": attachment.content_type, "size": attachment.size,
+            "sha256": attachment.sha256}
