@@ -32,7 +32,7 @@ from rolsync.mail.parse.headers import SHARED_HEADERS, HeaderValues, shared_head
 from rolsync.mail.parse.limits import Budget, ParseLimits
 from rolsync.mail.parse.mime import Walk, finish
 from rolsync.mail.parse.model import MessageUnreadable, ParsedMessage
-from rolsync.mail.parse.text import META_CHARSET, decode_bytes
+from rolsync.mail.parse.text import decode_part_text
 
 FOLD_MIN_BYTES = 8 * 1024
 """Base64 bodies at least this long bypass the email package's line-by-line reading (see ``Folds``)."""
@@ -201,11 +201,7 @@ class CarefulWalk(Walk):
         """The decoded text of a text part (declared charset, HTML meta charset, then fallbacks)."""
         data = self._payload(part, where)
         charset = self._charset(part)
-        if charset is None and ctype == "text/html":
-            meta = META_CHARSET.search(data[:4096])
-            if meta:
-                charset = meta.group(1).decode("ascii")
-        text, note = decode_bytes(data, charset)
+        text, note = decode_part_text(data, charset, ctype)
         if note:
             self.defects.append(f"{where}: {note}")
         return text

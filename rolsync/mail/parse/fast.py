@@ -27,7 +27,7 @@ from rolsync.mail.parse.headers import HeaderValues, first_blank_line
 from rolsync.mail.parse.limits import Budget, ParseLimits
 from rolsync.mail.parse.mime import MAX_DEPTH, Walk, finish
 from rolsync.mail.parse.model import ParsedMessage
-from rolsync.mail.parse.text import META_CHARSET, decode_bytes
+from rolsync.mail.parse.text import decode_part_text
 
 
 class NeedsCareful(Exception):
@@ -238,11 +238,7 @@ class FastWalk(Walk):
         data = self._content(part)
         charset = self._shim(part).get_content_charset()
         charset = charset.strip().strip("'\"") if charset else None
-        if charset is None and ctype == "text/html":
-            meta = META_CHARSET.search(data[:4096])
-            if meta:
-                charset = meta.group(1).decode("ascii")
-        text, note = decode_bytes(data, charset)
+        text, note = decode_part_text(data, charset, ctype)
         if note:
             self.defects.append(f"{where}: {note}")
         return text

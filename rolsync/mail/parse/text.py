@@ -57,6 +57,15 @@ def codec(charset: str | None) -> tuple[str | None, bool]:
     return _CHARSET_UPGRADES.get(info.name, info.name), False
 
 
+def decode_part_text(data: bytes, charset: str | None, ctype: str) -> tuple[str, str | None]:
+    """A text part's text (and a note on what was repaired): its declared charset, an HTML meta charset, fallbacks."""
+    if charset is None and ctype == "text/html":
+        meta = META_CHARSET.search(data[:4096])
+        if meta:
+            charset = meta.group(1).decode("ascii")
+    return decode_bytes(data, charset)
+
+
 def decode_bytes(data: bytes, charset: str | None) -> tuple[str, str | None]:
     """(text, note): decode with the declared charset, else UTF-8, else Windows-1252, else Latin-1."""
     python_codec, unknown = codec(charset)
