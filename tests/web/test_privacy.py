@@ -77,7 +77,9 @@ def test_held_mail_links_only_where_its_owners_visibility_allows(app, user, othe
     with app.app_context():
         raw = build_message(from_="newcomer@client.example", to="me@agency.example", subject="Held for later",
                             text="Kept until a record has this address.")
-        sha = notes.store_bytes(db.session, resources.get().documents, raw)
+        writer = notes.NoteWriter(db.session, resources.get().documents)
+        sha = writer.store_bytes(raw)
+        writer.flush()
         notes.hold_for_record(db.session, user_id=user.id, address="newcomer@client.example",
                               message_key="mid:held-1", raw_sha256=sha, folder="INBOX", direction=Direction.RECEIVED)
         db.session.commit()
