@@ -97,11 +97,3 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA mmap_size=268435456")
     cursor.close()
 
-
-def __getattr__(name: str):
-    """`from rolsync import services`: the per-app resources' old module name, for code written before the rename."""
-    if name == "services":
-        from rolsync import resources
-
-        return resources
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

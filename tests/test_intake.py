@@ -10,7 +10,7 @@ from devkit.builders import build_message, minimal_pdf
 from rolsync import intake
 from rolsync.extensions import db
 from rolsync.models import Candidate, ImportedMessage, ImportWarning, Role, User
-from rolsync.resources import get as services
+from rolsync.resources import get as resources_of_app
 from tests.conftest import load_crm
 
 STRANGER = "Sam Stranger <sam@applicants.example>"
@@ -67,7 +67,7 @@ def test_an_application_from_a_stranger_lands_in_new_people_and_create_candidate
         assert [a["filename"] for a in intake.item_attachments(page.items[0])] == ["Sam_Stranger_CV.pdf"]
         assert intake.open_count(db.session, admin) == 1
         item = page.items[0]
-        outcome = intake.create_candidate(db.session, services().documents, item, name="Sam Stranger",
+        outcome = intake.create_candidate(db.session, resources_of_app().documents, item, name="Sam Stranger",
                                           email="sam@applicants.example", actor=admin.email)
         db.session.commit()
         assert outcome.notes_created == 3
@@ -75,7 +75,7 @@ def test_an_application_from_a_stranger_lands_in_new_people_and_create_candidate
         assert [e.address for e in candidate.emails] == ["sam@applicants.example"]
         again = db.session.get(ImportWarning, item.id)
         with pytest.raises(intake.IntakeError, match="already been dealt with"):
-            intake.create_candidate(db.session, services().documents, again, name="Sam Stranger",
+            intake.create_candidate(db.session, resources_of_app().documents, again, name="Sam Stranger",
                                     email="sam@applicants.example", actor=admin.email)
         db.session.rollback()
         outcomes = {m.subject: (m.outcome, m.reason) for m in db.session.scalars(select(ImportedMessage))}
@@ -133,7 +133,7 @@ def test_attach_to_an_existing_record_adds_the_address_and_imports_the_held_appl
         admin = _admin(app)
         item = intake.open_items(db.session, admin).items[0]
         [choice] = intake.find_existing(db.session, "Cathy")
-        outcome = intake.attach_to_record(db.session, services().documents, item, kind=choice.kind,
+        outcome = intake.attach_to_record(db.session, resources_of_app().documents, item, kind=choice.kind,
                                           record_id=choice.id, actor=admin.email)
         db.session.commit()
     assert outcome.notes_created == 1
@@ -160,7 +160,7 @@ def test_new_people_shows_one_row_per_sender_and_one_action_takes_all_their_appl
         assert [i.subject for i in page.items] == ["Second try"]
         assert intake.open_count(db.session, admin) == 1
         assert intake.messages_from(db.session, admin, page.items) == {"sam@applicants.example": 2}
-        outcome = intake.create_candidate(db.session, services().documents, page.items[0], name="Sam Stranger",
+        outcome = intake.create_candidate(db.session, resources_of_app().documents, page.items[0], name="Sam Stranger",
                                           email="sam@applicants.example", actor=admin.email)
         db.session.commit()
     assert (outcome.notes_created, outcome.items_closed) == (2, 2)
@@ -174,7 +174,7 @@ def test_create_candidate_refuses_an_address_a_record_has_and_points_to_attach(a
         admin = _admin(app)
         item = intake.open_items(db.session, admin).items[0]
         with pytest.raises(intake.IntakeError) as refused:
-            intake.create_candidate(db.session, services().documents, item, name="Sam",
+            intake.create_candidate(db.session, resources_of_app().documents, item, name="Sam",
                                     email="cathy@candidates.example", actor=admin.email)
         assert str(refused.value) == ("Cathy Candidate already has the address cathy@candidates.example: use Attach "
                                       "to an existing record instead.")

@@ -1,7 +1,1 @@
-"""The development servers moved to `devkit`; these names stay aliases of them for tests written before."""
-import sys
-
-from devkit import dovecot, oauth_server
-
-sys.modules[f"{__name__}.dovecot"] = dovecot
-sys.modules[f"{__name__}.oauth_server"] = oauth_server
+"""Test-only helpers run as processes of their own (the development servers are in `devkit`)."""
