@@ -10,7 +10,7 @@ registered before the clock starts), then
    until every run has finished;
 2. poll: the same again with nothing new; polls (finished runs) per second.
 
-It starts its own Dovecot (tests/support/dovecot.py), uses Redis database 12
+It starts its own Dovecot (devkit/dovecot.py), uses Redis database 12
 (ROLSYNC_BENCH_REDIS) and PostgreSQL at ROLSYNC_BENCH_POSTGRES. Figures are
 printed, never asserted; the exit status is non-zero only when an import was
 wrong (a note missing or doubled).
