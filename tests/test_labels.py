@@ -9,7 +9,7 @@ from rolsync.rules.store import _flatten
 def test_a_class_name_never_reaches_a_person():
     line = "rolsync.mail.errors.NotImap: The port answered, but not as a mail server."
     assert labels.error_sentence(line) == "The port answered, but not as a mail server."
-    foreign = "sqlalchemy.exc.OperationalError: (psycopg.OperationalError) connection to 10.0.0.5 failed"
+    foreign = "sqlalchemy.exc.OperationalError: (psycopg.OperationalError) connection to 192.0.2.5 failed"
     assert labels.error_sentence(foreign) == ("The import stopped with an internal error; the worker's log has "
                                               "the details.")
     assert labels.error_sentence("ValueError: bad").startswith("The import stopped")

@@ -112,9 +112,9 @@ def test_guessing_from_many_addresses_slows_the_account_but_never_locks_it(app):
 def test_x_forwarded_for_is_ignored_unless_a_proxy_is_configured(app):
     user = add_user(app)
     for i in range(5):
-        _sign_in_from(app, "10.0.0.1", user.email, "guess-guess", {"X-Forwarded-For": f"192.0.2.{i}"})
+        _sign_in_from(app, "203.0.113.1", user.email, "guess-guess", {"X-Forwarded-For": f"192.0.2.{i}"})
     # A made-up header per request does not give the guesser a fresh address.
-    assert _sign_in_from(app, "10.0.0.1", user.email, PASSWORD,
+    assert _sign_in_from(app, "203.0.113.1", user.email, PASSWORD,
                          {"X-Forwarded-For": "192.0.2.99"}).status_code == 429
 
 
@@ -125,11 +125,11 @@ def test_behind_a_configured_proxy_each_client_is_limited_on_its_own(monkeypatch
     monkeypatch.setenv("ROLSYNC_TRUSTED_PROXIES", "1")
     proxied = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False})
     for _ in range(5):
-        _sign_in_from(proxied, "10.0.0.1", user.email, "guess-guess", {"X-Forwarded-For": "192.0.2.1"})
-    assert _sign_in_from(proxied, "10.0.0.1", user.email, PASSWORD,
+        _sign_in_from(proxied, "203.0.113.1", user.email, "guess-guess", {"X-Forwarded-For": "192.0.2.1"})
+    assert _sign_in_from(proxied, "203.0.113.1", user.email, PASSWORD,
                          {"X-Forwarded-For": "192.0.2.1"}).status_code == 429
     # Another client behind the same proxy is not locked out by the first one's guesses.
-    assert _sign_in_from(proxied, "10.0.0.1", user.email, PASSWORD,
+    assert _sign_in_from(proxied, "203.0.113.1", user.email, PASSWORD,
                          {"X-Forwarded-For": "192.0.2.2"}).status_code == 302
     with proxied.app_context():
         db.engine.dispose()

@@ -10,7 +10,7 @@ from devkit.builders import build_message
 TOKEN = "scrape-token-0123456789"
 
 
-def _allow(app, cidrs: str = "10.1.0.0/16", token: str | None = TOKEN) -> None:
+def _allow(app, cidrs: str = "198.51.0.0/16", token: str | None = TOKEN) -> None:
     app.config["METRICS_NETWORKS"] = [ipaddress.ip_network(c) for c in cidrs.split(",") if c]
     app.config["METRICS_TOKEN"] = token
 
@@ -28,7 +28,7 @@ def test_an_outsider_is_refused(app, client):
                       headers={"Authorization": "Bearer wrong-token"}).status_code == 403
     assert client.get("/metrics", environ_base=outsider,
                       headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
-    assert client.get("/metrics", environ_base={"REMOTE_ADDR": "10.1.2.3"}).status_code == 200
+    assert client.get("/metrics", environ_base={"REMOTE_ADDR": "198.51.2.3"}).status_code == 200
     _allow(app, cidrs="", token=None)
     assert client.get("/metrics", environ_base={"REMOTE_ADDR": "127.0.0.1"}).status_code == 403, \
         "nothing configured: nobody"
@@ -41,7 +41,7 @@ def test_a_real_import_is_counted(consultant, crm, app, client):
     consultant.import_now()
     consultant.import_now()  # an idle poll
 
-    response = client.get("/metrics", environ_base={"REMOTE_ADDR": "10.1.0.7"})
+    response = client.get("/metrics", environ_base={"REMOTE_ADDR": "198.51.0.7"})
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/plain")
     samples = _samples(response.get_data(as_text=True))
